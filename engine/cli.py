@@ -1,0 +1,299 @@
+"""The ``engine`` command: the only place that prints or exits, and the one error boundary.
+
+Exit codes (``engine.errors.ExitCode``): 0 ok; 1 a task file went to failed/ or quarantine/;
+2 usage; 3 invalid model; 4 ledger broken; 5 no usable workspace; 6 a plugin failed to load;
+7 a decision could not be evaluated; 70 an unexpected error (traceback in the workspace log).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import click
+import structlog
+from rich.console import Console
+from rich.table import Table
+
+from engine import __version__
+from engine.errors import EngineError, ExitCode, UsageError
+from engine.workspace import Workspace
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+_log_handle: TextIO | None = None
+_log_path: Path | None = None
+
+
+def _configure_logging(ws: Workspace | None) -> None:
+    """structlog JSON lines to the workspace's log file; nothing on the terminal."""
+    global _log_handle, _log_path
+    if ws is not None and ws.engine_dir.is_dir():
+        ws.log_file.parent.mkdir(parents=True, exist_ok=True)
+        _log_handle = ws.log_file.open("a", encoding="utf-8")
+        _log_path = ws.log_file
+        factory: Any = structlog.WriteLoggerFactory(file=_log_handle)
+    else:
+        factory = structlog.ReturnLoggerFactory()
+    structlog.configure(
+        processors=[structlog.processors.add_log_level, structlog.processors.TimeStamper(fmt="iso", utc=True),
+                    structlog.processors.format_exc_info, structlog.processors.JSONRenderer(sort_keys=True)],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+        logger_factory=factory, cache_logger_on_first_use=False)
+
+
+def _workspace(ctx: click.Context, required: bool = True) -> Workspace:
+    explicit: Path | None = ctx.obj.get("workspace")
+    if required:
+        ws = Workspace.find(explicit)
+    else:
+        try:
+            ws = Workspace.find(explicit)
+        except EngineError:
+            ws = Workspace((explicit or Path.cwd()).resolve())
+    _configure_logging(ws)
+    return ws
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--workspace", "-w", type=click.Path(file_okay=False, path_type=Path), envvar="ENGINE_WORKSPACE",
+              help="Workspace directory (default: $ENGINE_WORKSPACE, else the current directory).")
+@click.version_option(__version__, prog_name="engine")
+@click.pass_context
+def cli(ctx: click.Context, workspace: Path | None) -> None:
+    """Run tasks from a JSONL queue through a BPMN process and DMN decisions, with plugins."""
+    ctx.ensure_object(dict)
+    ctx.obj["workspace"] = workspace
+
+
+@cli.command()
+@click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--example", is_flag=True, help="Also make a small git repository and example task files.")
+@click.pass_context
+def init(ctx: click.Context, directory: Path | None, example: bool) -> int:
+    """Make a workspace in DIRECTORY (default: the workspace option, else the current directory)."""
+    from engine.workspace import init as init_workspace
+
+    root = directory or ctx.obj.get("workspace") or Path.cwd()
+    ws, made = init_workspace(root, example=example)
+    _configure_logging(ws)
+    structlog.get_logger("engine").info("workspace_initialised", root=str(ws.root), made=made)
+    for item in made:
+        out.print(f"  created {item}")
+    out.print(f"workspace ready: {ws.root}")
+    if example:
+        out.print(f"next: cd {ws.root} && engine run --drain")
+    return ExitCode.OK
+
+
+@cli.command()
+@click.option("--drain", is_flag=True, help="Process everything in the inbox, then exit.")
+@click.option("--poll", "poll_sec", type=click.FloatRange(min=0.05), default=1.0, show_default=True,
+              help="Seconds between inbox checks when not draining.")
+@click.pass_context
+def run(ctx: click.Context, drain: bool, poll_sec: float) -> int:
+    """Run task files from the inbox through the process (until interrupted, or until empty with --drain)."""
+    from engine.kernel import Kernel
+
+    ws = _workspace(ctx)
+    kernel = Kernel(ws)
+    stopping = {"flag": False}
+
+    def on_signal(signum: int, frame: Any) -> None:
+        if stopping["flag"]:
+            raise KeyboardInterrupt
+        stopping["flag"] = True
+        err.print(f"{signal.Signals(signum).name}: finishing the current task, then stopping "
+                  "(again to stop at once)")
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        summary = kernel.run(drain=drain, stop=lambda: stopping["flag"], poll_sec=poll_sec,
+                             on_file=lambda name, dest: out.print(f"{dest:<10} {name}"))
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    files = {k: len(v) for k, v in summary.files.items()}
+    out.print(f"run {summary.run_id}: {files['done']} file(s) done, {files['failed']} failed, "
+              f"{files['quarantine']} quarantined; tasks: {summary.tasks['done']} done"
+              + (" (stopped by signal)" if summary.interrupted else ""))
+    if not summary.ok:
+        out.print(f"see the .error.json / .result.json files beside them in {ws.tasks.relative_to(ws.root)}/")
+    return ExitCode.OK if summary.ok else ExitCode.TASKS_FAILED
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+def status(ctx: click.Context, as_json: bool) -> int:
+    """Counts per queue folder, live workers and the last runs."""
+    from engine.queue import TaskQueue
+
+    ws = _workspace(ctx)
+    counts = TaskQueue(ws.tasks, worker="status").counts()
+    runs = []
+    for path in sorted(ws.runs_dir.glob("*/run.json"))[-5:]:
+        body = json.loads(path.read_text(encoding="utf-8"))
+        runs.append({"run_id": body["run_id"], "state": body["state"],
+                     "files": {k: len(v) for k, v in body["files"].items()}, "tasks": body["tasks"]})
+    workers = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(ws.state_dir.glob("worker-*.json"))]
+    workers = [w for w in workers if not w.get("stopped")]
+    if as_json:
+        out.print_json(json.dumps({"workspace": str(ws.root), "queue": counts, "workers": workers, "runs": runs}))
+        return ExitCode.OK
+    table = Table("folder", "files", title=f"queue in {ws.root}")
+    for name, n in counts.items():
+        table.add_row(name, str(n))
+    out.print(table)
+    for w in workers:
+        out.print(f"worker {w['worker']}: last beat {w['beat']}, working on {w['current_file'] or 'nothing'}")
+    if runs:
+        table = Table("run", "state", "done", "failed", "quarantine", title="last runs")
+        for r in runs:
+            table.add_row(r["run_id"], r["state"], *(str(r["files"].get(k, 0)) for k in
+                                                     ("done", "failed", "quarantine")))
+        out.print(table)
+    else:
+        out.print("no runs yet")
+    return ExitCode.OK
+
+
+@cli.command()
+@click.option("--bpmn", type=click.Path(dir_okay=False, path_type=Path), help="BPMN file (default: the workspace's).")
+@click.option("--dmn", type=click.Path(dir_okay=False, path_type=Path), help="DMN file (default: the workspace's).")
+@click.pass_context
+def validate(ctx: click.Context, bpmn: Path | None, dmn: Path | None) -> int:
+    """Check the models: XML, XSD, diagram interchange, plugin topics, decision references, DMN cells."""
+    from engine.kernel import load_registry
+    from engine.process import check_models
+
+    ws = _workspace(ctx, required=False)
+    bpmn, dmn = bpmn or ws.bpmn, dmn or ws.dmn
+    problems = check_models(bpmn, dmn, load_registry(ws))
+    for p in problems:
+        out.print(str(p), markup=False)
+    if problems:
+        err.print(f"{len(problems)} problem(s) in {bpmn} and {dmn}", markup=False)
+        return ExitCode.MODEL_INVALID
+    out.print(f"models ok: {bpmn} and {dmn}", markup=False)
+    return ExitCode.OK
+
+
+@cli.group()
+def ledger() -> None:
+    """Inspect the audit ledger."""
+
+
+@ledger.command("verify")
+@click.pass_context
+def ledger_verify(ctx: click.Context) -> int:
+    """Check every ledger entry against its contract and the hash chain; name the first bad entry."""
+    from engine.ledger import Ledger
+
+    ws = _workspace(ctx)
+    report = Ledger(ws.ledger_dir).verify()
+    out.print(f"ledger ok: {report.entries} entries in {report.files} file(s), head {report.last_hash[:16]}")
+    return ExitCode.OK
+
+
+def _parse_inputs(pairs: Sequence[str]) -> dict[str, str]:
+    inputs: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"--input {pair!r}: write it as name=value")
+        inputs[name.strip()] = value
+    return inputs
+
+
+@cli.command()
+@click.argument("decision")
+@click.option("--model", type=click.Path(dir_okay=False, path_type=Path),
+              help="DMN file (default: the workspace's process/decisions.dmn).")
+@click.option("--input", "inputs", multiple=True, metavar="NAME=VALUE", help="An input value (repeatable).")
+@click.option("--input-json", type=click.File("r"), help="A JSON object of inputs ('-' for stdin).")
+@click.option("--json", "as_json", is_flag=True, help='Print {"result": ...} or {"error": ...}.')
+@click.option("--explain", is_flag=True, help="Also show which rules matched.")
+@click.pass_context
+def decide(ctx: click.Context, decision: str, model: Path | None, inputs: Sequence[str],
+           input_json: TextIO | None, as_json: bool, explain: bool) -> int:
+    """Evaluate one DECISION (id or name) of a DMN model."""
+    from engine import dmn
+
+    ws = _workspace(ctx, required=False)
+    path = model or ws.dmn
+    try:
+        decisions = dmn.load(path)
+        target = decisions.decision(decision)
+        if input_json is not None:
+            try:
+                context = json.load(input_json)
+            except json.JSONDecodeError as e:
+                raise UsageError(f"--input-json: not valid JSON: {e.msg} (line {e.lineno})") from e
+            if not isinstance(context, dict):
+                raise UsageError("--input-json: must hold a JSON object")
+        else:
+            context = {}
+        context.update(target.coerce_inputs(_parse_inputs(inputs)))
+        result = decisions.evaluate(target.id, context)
+    except EngineError as e:
+        if as_json:
+            out.print_json(json.dumps({"error": e.message, "problems": [p.as_dict() for p in e.problems]}))
+            return int(e.exit_code)
+        raise
+    payload = result.as_dict()
+    if as_json:
+        body: dict[str, Any] = {"result": payload["value"]}
+        if explain:
+            body["explain"] = payload
+        out.print_json(json.dumps(body, default=str))
+        return ExitCode.OK
+    out.print(json.dumps(payload["value"], default=str), markup=False)
+    if explain:
+        _explain(payload, indent="")
+    return ExitCode.OK
+
+
+def _explain(payload: dict[str, Any], indent: str) -> None:
+    rules = ", ".join(payload.get("matched_rules") or []) or "none"
+    out.print(f"{indent}{payload['decision_id']} ({payload.get('decision_name')}): matched rules: {rules}",
+              markup=False)
+    for req in payload.get("required") or []:
+        _explain(req, indent + "  ")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point: runs the command and turns every error into a message and an exit code."""
+    try:
+        code = cli.main(args=list(argv) if argv is not None else None, prog_name="engine", standalone_mode=False)
+    except click.exceptions.Exit as e:
+        code = e.exit_code
+    except click.ClickException as e:
+        e.show()
+        code = ExitCode.USAGE
+    except click.exceptions.Abort:
+        err.print("aborted")
+        code = 130
+    except EngineError as e:
+        for line in e.lines():
+            err.print(line, markup=False)
+        code = e.exit_code
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        code = 130
+    except Exception as e:  # the one place that catches everything
+        where = _log_path
+        detail = traceback.format_exc()
+        if _log_handle is not None:
+            structlog.get_logger("engine").error("internal_error", error=repr(e), traceback=detail)
+            _log_handle.flush()
+        err.print(f"internal error: {type(e).__name__}: {e}", markup=False)
+        err.print(f"the traceback is in {where}" if where else detail, markup=False)
+        code = ExitCode.INTERNAL
+    sys.exit(int(code or 0))

@@ -1,0 +1,183 @@
+"""The kernel: claim a task file, run each task through the process, finish the file, audit every move.
+
+A file whose lines do not all parse as task.v1 goes to ``failed/`` without running anything, with an
+``.error.json`` naming every bad line. Otherwise its tasks run in line order; the first task that does
+not end ``done`` stops the file, which then goes to ``failed/`` or ``quarantine/`` with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from engine.clock import Clock
+from engine.errors import PluginLoadError, Problem
+from engine.ledger import Ledger
+from engine.plugins.loader import Registry
+from engine.process import Models, RunContext, TaskRunner, load_models
+from engine.queue import Claim, TaskQueue
+from engine.workspace import Workspace
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    files: dict[str, list[str]] = field(default_factory=lambda: {"done": [], "failed": [], "quarantine": []})
+    tasks: dict[str, int] = field(default_factory=lambda: {"done": 0, "failed": 0, "quarantine": 0})
+    interrupted: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.files["failed"] and not self.files["quarantine"]
+
+
+def load_registry(ws: Workspace) -> Registry:
+    registry = Registry.discover(ws.plugin_path())
+    if registry.errors:
+        problems: list[Problem] = [p for e in registry.errors for p in (e.problems or [Problem(e.message)])]
+        raise PluginLoadError(f"{len(registry.errors)} plugin(s) failed to load", problems=problems)
+    return registry
+
+
+class Kernel:
+    def __init__(self, ws: Workspace, *, clock: Clock | None = None, registry: Registry | None = None,
+                 models: Models | None = None) -> None:
+        self.ws = ws
+        self.clock = clock or Clock()
+        self.worker = f"{socket.gethostname()}-{os.getpid()}"
+        self.log = structlog.get_logger("engine").bind(worker=self.worker)
+        self.registry = registry or load_registry(ws)
+        # A bad model is refused here, before any task is claimed.
+        self.models = models or load_models(ws.bpmn, ws.dmn, self.registry)
+        self.queue = TaskQueue(ws.tasks, worker=self.worker)
+        self.ledger = Ledger(ws.ledger_dir)
+
+    def run(self, *, drain: bool, stop: Callable[[], bool] = lambda: False, poll_sec: float = 1.0,
+            on_file: Callable[[str, str], None] | None = None) -> RunSummary:
+        """Process task files until the inbox is empty (``drain``) or ``stop()`` says so."""
+        run_id = self.clock.new_id("run-")
+        run_dir = self.ws.runs_dir / run_id
+        run_dir.mkdir(parents=True, exist_ok=True)
+        ctx = RunContext(run_id=run_id, workspace=self.ws.root, models=self.models, registry=self.registry,
+                         ledger=self.ledger, clock=self.clock, log=self.log.bind(run_id=run_id),
+                         worker=self.worker, outputs_file=run_dir / "outputs.jsonl")
+        summary = RunSummary(run_id)
+        self.queue.ensure()
+        self._write_run(run_dir, summary, "running")
+        ctx.log.info("run_started", bpmn=str(self.models.bpmn_path), dmn=str(self.models.dmn_path),
+                     models=self.models.hashes, drain=drain)
+        while not stop():
+            self._heartbeat(run_id, None)
+            claim = self.queue.claim_next()
+            if claim is None:
+                if drain:
+                    break
+                self._sleep(poll_sec, stop)
+                continue
+            self._heartbeat(run_id, claim.name)
+            dest = self._work(ctx, claim, summary, stop)
+            if dest is None:
+                summary.interrupted = True
+                break
+            summary.files[dest].append(claim.name)
+            if on_file is not None:
+                on_file(claim.name, dest)
+        summary.interrupted = summary.interrupted or stop()
+        self._write_run(run_dir, summary, "interrupted" if summary.interrupted else "finished")
+        self._heartbeat(run_id, None, stopped=True)
+        ctx.log.info("run_finished", files={k: len(v) for k, v in summary.files.items()}, tasks=summary.tasks)
+        return summary
+
+    def _sleep(self, seconds: float, stop: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not stop():
+            time.sleep(min(0.1, seconds))
+
+    def _queue_entry(self, ctx: RunContext, claim: Claim, transition: str, status: str, **extra: Any) -> None:
+        record = {"kind": "queue", "task_file": claim.name, "transition": transition, "status": status, **extra}
+        self.ledger.append(record, ctx.envelope())
+
+    def _work(self, ctx: RunContext, claim: Claim, summary: RunSummary, stop: Callable[[], bool]) -> str | None:
+        log = ctx.log.bind(task_file=claim.name)
+        if claim.recovered:
+            self._queue_entry(ctx, claim, "processing->processing", "recovered", detail={
+                "lines_already_done": sorted(claim.done_lines)})
+            log.warning("file_recovered", lines_done=sorted(claim.done_lines))
+        else:
+            self._queue_entry(ctx, claim, "inbox->processing", "claimed")
+        parsed = self.queue.parse(claim)
+        if parsed.problems:
+            report = {"file": claim.name, "status": "failed", "reason": "the file holds invalid task lines; "
+                      "no task of it was run", "problems": [p.as_dict() for p in parsed.problems]}
+            self.queue.finish(claim, "failed", report)
+            self._queue_entry(ctx, claim, "processing->failed", "failed", reason=report["reason"],
+                              detail={"lines": sorted({p.line for p in parsed.problems if p.line})})
+            log.warning("file_invalid", problems=[str(p) for p in parsed.problems])
+            return "failed"
+
+        results: list[dict[str, Any]] = []
+        dest = "done"
+        for item in parsed.tasks:
+            previous = claim.done_lines.get(item.line)
+            if previous is not None:
+                results.append(previous)
+                if previous["status"] != "done":
+                    dest = previous["status"]
+                    break
+                continue
+            if stop():
+                self.queue.release(claim)  # the file stays in processing/ and resumes on the next start
+                return None
+            runner = TaskRunner(ctx, item.task, task_file=claim.name, line=item.line)
+            self.ledger.append({"kind": "run", "task_id": item.task.id, "task_file": claim.name, "line": item.line,
+                                "models": self.models.hashes, "status": "started"}, ctx.envelope())
+            outcome = runner.execute(stop)
+            if outcome.status == "interrupted":
+                self.queue.release(claim)
+                return None
+            self.ledger.append({"kind": "run", "task_id": item.task.id, "task_file": claim.name,
+                                "line": item.line, "models": self.models.hashes, "status": outcome.status,
+                                **({"reason": outcome.reason} if outcome.reason else {})}, ctx.envelope())
+            entry = {"task_id": item.task.id, **outcome.as_dict()}
+            self.queue.record(claim, item.line, entry)
+            results.append({"line": item.line, **entry})
+            summary.tasks[outcome.status] = summary.tasks.get(outcome.status, 0) + 1
+            log.info("task_finished", task_id=item.task.id, status=outcome.status, reason=outcome.reason)
+            if outcome.status != "done":
+                dest = outcome.status
+                break
+        not_run = [t.line for t in parsed.tasks if t.line not in {r["line"] for r in results}]
+        report: dict[str, Any] = {"file": claim.name, "status": dest, "run_id": ctx.run_id, "tasks": results}
+        if dest != "done":
+            failed = results[-1]
+            report["reason"] = f"line {failed['line']} (task {failed['task_id']}): {failed.get('reason')}"
+            report["not_run_lines"] = not_run
+        self.queue.finish(claim, dest, report)
+        self._queue_entry(ctx, claim, f"processing->{dest}", dest,
+                          **({"reason": report["reason"]} if "reason" in report else {}))
+        return dest
+
+    def _heartbeat(self, run_id: str, current: str | None, stopped: bool = False) -> None:
+        self.ws.state_dir.mkdir(parents=True, exist_ok=True)
+        path = self.ws.state_dir / f"worker-{self.worker}.json"
+        body = {"worker": self.worker, "pid": os.getpid(), "run_id": run_id, "current_file": current,
+                "beat": self.clock.now().isoformat(), "stopped": stopped}
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(body), encoding="utf-8")
+        os.replace(tmp, path)
+
+    def _write_run(self, run_dir: Path, summary: RunSummary, state: str) -> None:
+        body = {"run_id": summary.run_id, "state": state, "models": {
+            "bpmn": {"path": str(self.models.bpmn_path), "sha256": self.models.bpmn_hash},
+            "dmn": {"path": str(self.models.dmn_path), "sha256": self.models.dmn_hash}},
+            "plugins": {p.id: {"version": p.version, "digest": p.digest} for p in self.registry.plugins.values()},
+            "files": summary.files, "tasks": summary.tasks}
+        (run_dir / "run.json").write_text(json.dumps(body, indent=2, sort_keys=True) + "\n", encoding="utf-8")

@@ -1,0 +1,230 @@
+"""Loading and checking the process models: ``orchestration.bpmn`` and ``decisions.dmn``.
+
+``load_models`` refuses a bad model before any task is claimed: it reports every problem at once, each
+naming the file, the element id and the line. It checks XML syntax, the BPMN 2.0 XSD (and the DMN XSD
+for the versions SpiffWorkflow ships), diagram interchange for every flow node and sequence flow, that
+every ``camunda:topic`` names an installed plugin (with a did-you-mean), that every
+``camunda:decisionRef`` names a decision, that every DMN cell compiles, and that SpiffWorkflow accepts
+the process.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lxml import etree
+from SpiffWorkflow.bpmn.parser.BpmnParser import XSD_PATH as BPMN_XSD
+from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
+from SpiffWorkflow.dmn.parser.BpmnDmnParser import SCHEMAS as DMN_SCHEMAS
+
+from engine import dmn
+from engine.errors import ModelError, Problem
+from engine.plugins.loader import Registry
+from engine.process.parser import CAMUNDA, EngineParser
+
+BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
+BPMNDI_NS = "http://www.omg.org/spec/BPMN/20100524/DI"
+DISPATCH_TOPIC = "dispatch"
+OUTCOMES = ("done", "failed", "quarantine")
+
+# Flow nodes that Camunda Modeler draws as shapes; every one needs a BPMNShape.
+FLOW_NODES = {
+    "task", "serviceTask", "sendTask", "receiveTask", "userTask", "manualTask", "businessRuleTask",
+    "scriptTask", "callActivity", "subProcess", "transaction", "adHocSubProcess", "startEvent", "endEvent",
+    "intermediateCatchEvent", "intermediateThrowEvent", "boundaryEvent", "exclusiveGateway",
+    "parallelGateway", "inclusiveGateway", "eventBasedGateway", "complexGateway",
+}
+
+
+@dataclass(frozen=True)
+class Models:
+    """Parsed, checked models: what a run executes and what its ledger entries name."""
+
+    bpmn_path: Path
+    dmn_path: Path
+    bpmn_hash: str
+    dmn_hash: str
+    process_id: str
+    spec: Any
+    subprocess_specs: dict[str, Any]
+    decisions: dmn.DecisionModel
+    end_outcomes: dict[str, str]
+
+    @property
+    def hashes(self) -> dict[str, str]:
+        return {"bpmn": self.bpmn_hash, "dmn": self.dmn_hash}
+
+
+def _q(local: str, ns: str = BPMN_NS) -> str:
+    return f"{{{ns}}}{local}"
+
+
+def _describe(node: Any) -> str:
+    kind = etree.QName(node).localname
+    name = node.get("name")
+    ident = node.get("id") or "(no id)"
+    return f"{kind} {ident}" + (f" '{name}'" if name else "")
+
+
+class _Checker:
+    def __init__(self, bpmn: Path, dmn_path: Path, registry: Registry) -> None:
+        self.bpmn, self.dmn_path, self.registry = bpmn, dmn_path, registry
+        self.problems: list[Problem] = []
+
+    def add(self, message: str, file: Path, node: Any = None, line: int | None = None) -> None:
+        self.problems.append(Problem(message, file=str(file), line=line or (node.sourceline if node is not None
+                                                                             else None),
+                                     element=_describe(node) if node is not None else None))
+
+    def parse_xml(self, path: Path) -> Any:
+        try:
+            return etree.parse(str(path), etree.XMLParser(remove_blank_text=False, resolve_entities=False))
+        except OSError as e:
+            self.add(f"cannot read the file: {e}", path)
+        except etree.XMLSyntaxError as e:
+            self.add(f"invalid XML: {e.msg}", path, line=e.lineno)
+        return None
+
+    def xsd(self, tree: Any, xsd_path: str, path: Path) -> None:
+        schema = etree.XMLSchema(etree.parse(xsd_path))
+        if not schema.validate(tree):
+            for err in schema.error_log:
+                self.add(f"XSD: {err.message}", path, line=err.line)
+
+    def check_bpmn(self, tree: Any) -> list[Any]:
+        root = tree.getroot()
+        if root.tag != _q("definitions"):
+            self.add(f"not a BPMN 2.0 file: root element is {root.tag}", self.bpmn, line=root.sourceline)
+            return []
+        self.xsd(tree, BPMN_XSD, self.bpmn)
+        shapes = {s.get("bpmnElement") for s in root.iter(_q("BPMNShape", BPMNDI_NS))}
+        edges = {e.get("bpmnElement") for e in root.iter(_q("BPMNEdge", BPMNDI_NS))}
+        if not list(root.iter(_q("BPMNDiagram", BPMNDI_NS))):
+            self.add("has no BPMNDiagram: Camunda Modeler cannot display it", self.bpmn, line=root.sourceline)
+        processes = root.findall(_q("process"))
+        for process in processes:
+            for node in process.iter():
+                if not isinstance(node.tag, str) or not node.tag.startswith("{" + BPMN_NS):
+                    continue
+                local = etree.QName(node).localname
+                if local in FLOW_NODES and node.get("id") not in shapes:
+                    self.add("has no BPMNShape (diagram interchange): it is invisible in Camunda Modeler",
+                             self.bpmn, node)
+                if local == "sequenceFlow" and node.get("id") not in edges:
+                    self.add("has no BPMNEdge (diagram interchange): it is invisible in Camunda Modeler",
+                             self.bpmn, node)
+                if local == "serviceTask":
+                    self.check_topic(node)
+        return processes
+
+    def check_topic(self, node: Any) -> None:
+        topic = node.get(CAMUNDA + "topic")
+        if node.get(CAMUNDA + "type") != "external" or not topic:
+            self.add('is not bound to a plugin: set camunda:type="external" and camunda:topic="<plugin-id>"',
+                     self.bpmn, node)
+            return
+        if topic == DISPATCH_TOPIC or self.registry.resolve_topic(topic):
+            return
+        plugin_id, _, operation = topic.partition(".")
+        plugin = self.registry.get(plugin_id)
+        if plugin is not None:
+            close = difflib.get_close_matches(operation, list(plugin.spec.operations), n=1)
+            hint = f" Did you mean '{plugin_id}.{close[0]}'?" if close else \
+                f" It has: {', '.join(plugin.spec.operations)}."
+            self.add(f"names topic '{topic}': plugin '{plugin_id}' has no operation '{operation}'.{hint}",
+                     self.bpmn, node)
+            return
+        suggestion = self.registry.suggest(plugin_id)
+        hint = f" Did you mean '{suggestion}{'.' + operation if operation else ''}'?" if suggestion else \
+            f" Installed plugins: {', '.join(self.registry.ids()) or 'none'}."
+        self.add(f"names topic '{topic}': no such plugin.{hint}", self.bpmn, node)
+
+    def check_decision_refs(self, processes: list[Any], decisions: dmn.DecisionModel | None) -> None:
+        for process in processes:
+            for node in process.iter(_q("businessRuleTask")):
+                ref = node.get(CAMUNDA + "decisionRef")
+                if not ref:
+                    self.add("has no camunda:decisionRef: name a decision of decisions.dmn", self.bpmn, node)
+                    continue
+                if decisions is None or ref in decisions.decisions:
+                    continue
+                close = difflib.get_close_matches(ref, list(decisions.decisions), n=1)
+                hint = f" Did you mean '{close[0]}'?" if close else \
+                    f" Decisions in {self.dmn_path.name}: {', '.join(decisions.decisions) or 'none'}."
+                self.add(f"names decisionRef '{ref}': no such decision in {self.dmn_path.name}.{hint}",
+                         self.bpmn, node)
+
+    def end_outcomes(self, processes: list[Any]) -> dict[str, str]:
+        outcomes: dict[str, str] = {}
+        for process in processes:
+            for node in process.iter(_q("endEvent")):
+                outcome = "done"
+                for prop in node.iter(CAMUNDA + "property"):
+                    if prop.get("name") == "outcome":
+                        outcome = prop.get("value", "")
+                if outcome not in OUTCOMES:
+                    self.add(f"has outcome '{outcome}': use one of {', '.join(OUTCOMES)}", self.bpmn, node)
+                outcomes[node.get("id")] = outcome
+        return outcomes
+
+    def check_dmn(self) -> dmn.DecisionModel | None:
+        tree = self.parse_xml(self.dmn_path)
+        if tree is None:
+            return None
+        xsd = DMN_SCHEMAS.get(etree.QName(tree.getroot()).namespace or "")
+        if xsd is not None:
+            self.xsd(tree, xsd, self.dmn_path)
+        try:
+            return dmn.load(self.dmn_path)
+        except ModelError as e:
+            self.problems.extend(e.problems or [Problem(e.message, file=str(self.dmn_path))])
+            return None
+
+
+def load_models(bpmn: Path, dmn_path: Path, registry: Registry) -> Models:
+    """Check and parse both models; ``ModelError`` lists every problem when anything is wrong."""
+    checker = _Checker(bpmn, dmn_path, registry)
+    tree = checker.parse_xml(bpmn)
+    processes = checker.check_bpmn(tree) if tree is not None else []
+    decisions = checker.check_dmn()
+    checker.check_decision_refs(processes, decisions)
+    outcomes = checker.end_outcomes(processes)
+    executable = [p for p in processes if p.get("isExecutable") == "true"]
+    if tree is not None and len(executable) != 1:
+        checker.add(f"must hold exactly one process with isExecutable=\"true\"; found {len(executable)}", bpmn,
+                    line=tree.getroot().sourceline)
+    spec = subprocesses = None
+    if not checker.problems and tree is not None:
+        parser = EngineParser()
+        try:
+            parser.add_bpmn_xml(tree.getroot(), filename=str(bpmn))
+            process_id = executable[0].get("id")
+            spec = parser.get_spec(process_id)
+            subprocesses = parser.get_subprocess_specs(process_id)
+        except ValidationException as e:
+            node_id = getattr(e, "id", None)
+            element = f"{getattr(e, 'tag', '') or 'element'} {node_id}" if node_id else None
+            checker.problems.append(Problem(f"SpiffWorkflow: {e}", file=str(bpmn),
+                                            line=getattr(e, "line_number", None) or None, element=element))
+    if checker.problems:
+        raise ModelError(f"{len(checker.problems)} problem(s) in the process models", problems=checker.problems)
+    assert decisions is not None and spec is not None
+    return Models(
+        bpmn_path=bpmn, dmn_path=dmn_path,
+        bpmn_hash=hashlib.sha256(bpmn.read_bytes()).hexdigest(),
+        dmn_hash=hashlib.sha256(dmn_path.read_bytes()).hexdigest(),
+        process_id=str(executable[0].get("id")), spec=spec, subprocess_specs=subprocesses or {},
+        decisions=decisions, end_outcomes=outcomes,
+    )
+
+
+def check_models(bpmn: Path, dmn_path: Path, registry: Registry) -> list[Problem]:
+    try:
+        load_models(bpmn, dmn_path, registry)
+    except ModelError as e:
+        return e.problems
+    return []

@@ -1,0 +1,84 @@
+"""The bundled plugins against real repositories, through the real loader and dispatch."""
+
+import subprocess
+from datetime import UTC, datetime
+
+import pytest
+import structlog
+
+from engine.bundled import bundled
+from engine.errors import PluginError
+from engine.plugins import Registry, dispatch
+from engine.sdk import Context
+
+REGISTRY = Registry.discover([bundled("plugins")])
+
+
+def ctx(workdir):
+    return Context("run-1", "t1", datetime(2026, 1, 1, tzinfo=UTC), 7, False, workdir, structlog.get_logger())
+
+
+def git(repo, *args):
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=repo, check=True,
+                   capture_output=True)
+
+
+@pytest.fixture
+def repo(tmp_path):
+    path = tmp_path / "repo"
+    path.mkdir()
+    git(path, "init", "-q", "-b", "main")
+    (path / "a.txt").write_text("one\ntwo\n")
+    git(path, "add", "a.txt")
+    git(path, "commit", "-q", "-m", "first")
+    (path / "a.txt").write_text("one\n2\nthree\n")
+    (path / "new.txt").write_text("x\n")
+    return path
+
+
+def call(topic, workdir, task=None):
+    plugin, op = REGISTRY.resolve_topic(topic)
+    return dispatch(plugin, op, ctx(workdir), {"task": task or {"id": "t1", "tool": "git"}})
+
+
+def test_status(repo):
+    state = call("git-inspector.status", repo)["repo_state"]
+    assert state["branch"] == "main" and len(state["head"]) == 40
+    assert state["dirty"] and state["changed"] == ["a.txt"] and state["untracked"] == ["new.txt"]
+
+
+def test_diff_counts_lines(repo):
+    diff = call("git-inspector.diff", repo)["diff"]
+    assert diff["files"] == [{"path": "a.txt", "added": 2, "removed": 1}]
+    assert diff["changed_files"] == 1 and diff["diff_lines"] == 3
+
+
+def test_log(repo):
+    log = call("git-inspector.log", repo, {"id": "t1", "tool": "git", "args": {"max_count": 1}})["log"]
+    assert [c["summary"] for c in log] == ["first"]
+
+
+def test_missing_repository_is_a_clear_error(tmp_path):
+    with pytest.raises(PluginError) as caught:
+        call("git-inspector.status", tmp_path / "nope")
+    assert "does not exist" in str(caught.value) and not caught.value.retryable
+    with pytest.raises(PluginError) as caught:
+        call("git-inspector.status", tmp_path)
+    assert "is not a git repository" in str(caught.value)
+
+
+def test_task_parser_normalises(tmp_path):
+    task = {"id": "t1", "tool": " Git ", "tags": ["Docs", "docs", "b"], "files": ["./src/../a.py", "b\\c.py"],
+            "flags": ["-y", "-y"]}
+    out = call("task-parser", tmp_path, task)["task"]
+    assert out["tool"] == "git" and out["tags"] == ["b", "docs"] and out["files"] == ["a.py", "b/c.py"]
+    assert out["flags"] == ["-y"] and out["retry"] == {"max_retries": 0, "backoff_sec": 0} and out["repo"] == "."
+
+
+def test_task_parser_refuses_invalid_tasks_with_every_problem(tmp_path):
+    with pytest.raises(PluginError) as caught:
+        call("task-parser.normalize", tmp_path, {"id": "t 1", "tool": 3})
+    assert "$.id" in str(caught.value) and "$.tool" in str(caught.value)
+    with pytest.raises(PluginError) as caught:
+        call("task-parser.normalize", tmp_path, {"id": "t1", "tool": "x", "files": ["../../etc/passwd"]})
+    assert "leaves the repository" in str(caught.value)

@@ -1,0 +1,113 @@
+import json
+
+import pytest
+
+from engine.errors import LedgerBroken
+from engine.ledger import GENESIS, Ledger, digest
+
+
+def fill(ledger, n=4):
+    for i in range(n):
+        ledger.append({"kind": "step", "status": "completed", "step": f"Task_{i}", "task_id": "t1"},
+                      {"run_id": "run-1", "ts": "2026-01-01T00:00:00+00:00"})
+
+
+@pytest.fixture
+def ledger(tmp_path):
+    led = Ledger(tmp_path / "ledger")
+    fill(led)
+    return led
+
+
+def lines(ledger):
+    return ledger.path.read_text().splitlines()
+
+
+def test_entries_chain_and_verify(ledger):
+    entries = [json.loads(x) for x in lines(ledger)]
+    assert [e["seq"] for e in entries] == [1, 2, 3, 4]
+    assert entries[0]["prev"] == GENESIS
+    assert all(b["prev"] == a["hash"] for a, b in zip(entries, entries[1:], strict=False))
+    assert entries[0]["record_hash"] == digest(entries[0]["record"])
+    report = ledger.verify()
+    assert report.entries == 4 and report.last_hash == entries[-1]["hash"]
+
+
+def test_edited_entry_is_named(ledger):
+    rows = lines(ledger)
+    entry = json.loads(rows[2])
+    entry["record"]["status"] = "failed"
+    rows[2] = json.dumps(entry)
+    ledger.path.write_text("\n".join(rows) + "\n")
+    with pytest.raises(LedgerBroken) as caught:
+        ledger.verify()
+    assert "ledger.jsonl:3" in str(caught.value) and "seq 3" in str(caught.value)
+    assert caught.value.line == 3
+
+
+def test_edit_with_recomputed_hashes_still_breaks_the_chain(ledger):
+    rows = lines(ledger)
+    entry = json.loads(rows[1])
+    entry["record"]["status"] = "failed"
+    entry["record_hash"] = digest(entry["record"])
+    entry["hash"] = digest({k: v for k, v in entry.items() if k != "hash"})
+    rows[1] = json.dumps(entry)
+    ledger.path.write_text("\n".join(rows) + "\n")
+    with pytest.raises(LedgerBroken) as caught:
+        ledger.verify()
+    assert caught.value.line == 3  # entry 3 no longer chains to the rewritten entry 2
+
+
+def test_deleted_entry_is_named(ledger):
+    rows = lines(ledger)
+    del rows[1]
+    ledger.path.write_text("\n".join(rows) + "\n")
+    with pytest.raises(LedgerBroken) as caught:
+        ledger.verify()
+    assert caught.value.line == 2 and "seq 3 follows seq 1" in str(caught.value)
+
+
+def test_deleted_last_entry_is_noticed(ledger):
+    rows = lines(ledger)
+    ledger.path.write_text("\n".join(rows[:-1]) + "\n")
+    with pytest.raises(LedgerBroken) as caught:
+        ledger.verify()
+    assert "removed" in str(caught.value)
+
+
+def test_swapped_entries_are_named(ledger):
+    rows = lines(ledger)
+    rows[1], rows[2] = rows[2], rows[1]
+    ledger.path.write_text("\n".join(rows) + "\n")
+    with pytest.raises(LedgerBroken) as caught:
+        ledger.verify()
+    assert caught.value.line == 2
+
+
+def test_entry_breaking_the_contract_is_named(ledger):
+    rows = lines(ledger)
+    entry = json.loads(rows[0])
+    del entry["envelope"]
+    rows[0] = json.dumps(entry)
+    ledger.path.write_text("\n".join(rows) + "\n")
+    with pytest.raises(LedgerBroken) as caught:
+        ledger.verify()
+    assert caught.value.line == 1
+    assert any("envelope" in p.message for p in caught.value.problems)
+
+
+def test_torn_last_line_is_kept_aside_and_the_chain_continues(ledger):
+    with ledger.path.open("a") as handle:
+        handle.write('{"v": 1, "seq": 5, "pre')  # a worker killed mid-write
+    fill(ledger, 1)
+    assert ledger.verify().entries == 5
+    assert (ledger.folder / "ledger.jsonl.torn").read_text().startswith('{"v": 1, "seq": 5')
+
+
+def test_head_may_lag_one_entry_after_a_kill(ledger):
+    head = json.loads(ledger.head.read_text())
+    rows = lines(ledger)
+    prev = json.loads(rows[-2])
+    ledger.head.write_text(json.dumps({"seq": prev["seq"], "hash": prev["hash"]}))
+    assert ledger.verify().entries == 4
+    assert head["seq"] == 4
