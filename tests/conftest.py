@@ -35,3 +35,23 @@ def data_dir():
 
 def copy_plugin(name, ws):
     shutil.copytree(DATA / "plugins" / name, ws / "plugins" / name)
+
+
+def add_selection_rule(dmn_path, tool, plugin):
+    """Add a rule `"tool" -> "plugin"` to the select_plugin table of a workspace's decisions.dmn."""
+    from lxml import etree
+
+    tree = etree.parse(str(dmn_path))
+    ns = {"d": tree.getroot().nsmap[None]}
+    table = tree.find(".//d:decision[@id='select_plugin']/d:decisionTable", ns)
+    rule = etree.SubElement(table, f"{{{ns['d']}}}rule", id=f"test_rule_{plugin.replace('-', '_')}")
+    for kind, text in (("inputEntry", f'"{tool}"'), ("outputEntry", f'"{plugin}"')):
+        entry = etree.SubElement(rule, f"{{{ns['d']}}}{kind}", id=f"test_{kind}_{plugin.replace('-', '_')}")
+        etree.SubElement(entry, f"{{{ns['d']}}}text").text = text
+    tree.write(str(dmn_path), xml_declaration=True, encoding="UTF-8")
+
+
+def install_test_plugin(ws, name, tool=None):
+    """Copy tests/data/plugins/<name> into the workspace and route `tool` (default: name) to it."""
+    copy_plugin(name, ws)
+    add_selection_rule(ws / "process" / "decisions.dmn", tool or name, name)

@@ -24,6 +24,7 @@ from SpiffWorkflow.dmn.parser.BpmnDmnParser import SCHEMAS as DMN_SCHEMAS
 from engine import dmn
 from engine.errors import ModelError, Problem
 from engine.plugins.loader import Registry
+from engine.process.expressions import Compiled, FeelSyntaxError, compile_feel, is_expression
 from engine.process.parser import CAMUNDA, EngineParser
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
@@ -53,6 +54,7 @@ class Models:
     subprocess_specs: dict[str, Any]
     decisions: dmn.DecisionModel
     end_outcomes: dict[str, str]
+    expressions: dict[str, Compiled]  # FEEL text of conditions and timers -> compiled, filled at load
 
     @property
     def hashes(self) -> dict[str, str]:
@@ -158,6 +160,36 @@ class _Checker:
                 self.add(f"names decisionRef '{ref}': no such decision in {self.dmn_path.name}.{hint}",
                          self.bpmn, node)
 
+    def compile_expressions(self, processes: list[Any]) -> dict[str, Compiled]:
+        compiled: dict[str, Compiled] = {}
+        for process in processes:
+            for node in process.iter(_q("conditionExpression"), _q("timeDuration"), _q("timeDate"),
+                                     _q("timeCycle")):
+                text = (node.text or "").strip()
+                if not text:
+                    continue
+                owner = node.getparent()
+                if etree.QName(owner).localname.endswith("EventDefinition"):
+                    owner = owner.getparent()
+                self._compile(compiled, text, etree.QName(node).localname, owner, node.sourceline)
+            for param in process.iter(CAMUNDA + "inputParameter", CAMUNDA + "outputParameter"):
+                owner = param.getparent().getparent().getparent()  # inputOutput < extensionElements < element
+                kind = f"{etree.QName(param).localname} '{param.get('name')}'"
+                if len(param):
+                    self.add(f"{kind}: only text values (a string, or ${{FEEL}}) are supported, not "
+                             f"<{etree.QName(param[0]).localname}>", self.bpmn, owner, line=param.sourceline)
+                elif is_expression(param.text or ""):
+                    self._compile(compiled, (param.text or "").strip(), kind, owner, param.sourceline)
+        return compiled
+
+    def _compile(self, compiled: dict[str, Compiled], text: str, kind: str, owner: Any, line: int) -> None:
+        if text in compiled:
+            return
+        try:
+            compiled[text] = compile_feel(text)
+        except FeelSyntaxError as e:
+            self.add(f"{kind} {text!r} is not valid FEEL: {e}", self.bpmn, owner, line=line)
+
     def end_outcomes(self, processes: list[Any]) -> dict[str, str]:
         outcomes: dict[str, str] = {}
         for process in processes:
@@ -171,13 +203,29 @@ class _Checker:
                 outcomes[node.get("id")] = outcome
         return outcomes
 
+    def check_dmndi(self, root: Any) -> None:
+        """Every decision needs a DMNShape, or Camunda Modeler's DRD leaves it out."""
+        shapes = {s.get("dmnElementRef") for s in root.iter() if isinstance(s.tag, str)
+                  and etree.QName(s).localname == "DMNShape"}
+        decisions = [d for d in root if isinstance(d.tag, str) and etree.QName(d).localname == "decision"]
+        if not any(isinstance(s.tag, str) and etree.QName(s).localname == "DMNDI" for s in root):
+            self.add("has no DMNDI: Camunda Modeler shows no decision requirements diagram and rewrites the "
+                     "file on first save", self.dmn_path, line=root.sourceline)
+            return
+        for decision in decisions:
+            if decision.get("id") not in shapes:
+                self.add("has no DMNShape (diagram interchange): it is invisible in the decision requirements "
+                         "diagram", self.dmn_path, decision)
+
     def check_dmn(self) -> dmn.DecisionModel | None:
         tree = self.parse_xml(self.dmn_path)
         if tree is None:
             return None
-        xsd = DMN_SCHEMAS.get(etree.QName(tree.getroot()).namespace or "")
+        root = tree.getroot()
+        xsd = DMN_SCHEMAS.get(etree.QName(root).namespace or "")
         if xsd is not None:
             self.xsd(tree, xsd, self.dmn_path)
+        self.check_dmndi(root)
         try:
             return dmn.load(self.dmn_path)
         except ModelError as e:
@@ -193,6 +241,7 @@ def load_models(bpmn: Path, dmn_path: Path, registry: Registry) -> Models:
     decisions = checker.check_dmn()
     checker.check_decision_refs(processes, decisions)
     outcomes = checker.end_outcomes(processes)
+    expressions = checker.compile_expressions(processes)
     executable = [p for p in processes if p.get("isExecutable") == "true"]
     if tree is not None and len(executable) != 1:
         checker.add(f"must hold exactly one process with isExecutable=\"true\"; found {len(executable)}", bpmn,
@@ -218,7 +267,7 @@ def load_models(bpmn: Path, dmn_path: Path, registry: Registry) -> Models:
         bpmn_hash=hashlib.sha256(bpmn.read_bytes()).hexdigest(),
         dmn_hash=hashlib.sha256(dmn_path.read_bytes()).hexdigest(),
         process_id=str(executable[0].get("id")), spec=spec, subprocess_specs=subprocesses or {},
-        decisions=decisions, end_outcomes=outcomes,
+        decisions=decisions, end_outcomes=outcomes, expressions=expressions,
     )
 
 

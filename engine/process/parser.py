@@ -21,14 +21,21 @@ from SpiffWorkflow.camunda.parser.task_spec import CAMUNDA_MODEL_NS, CamundaTask
 from SpiffWorkflow.specs.base import TaskSpec
 
 CAMUNDA = "{" + CAMUNDA_MODEL_NS + "}"
+BPMN_MODEL_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
+
+
+Mapping = list[tuple[str, str]]  # (variable name, camunda text: "${FEEL}" or a literal string)
 
 
 class ExternalServiceTask(ServiceTaskMixin, BpmnSpecMixin):  # type: ignore[misc]
     """A service task bound to a plugin by ``camunda:topic``."""
 
-    def __init__(self, wf_spec: Any, bpmn_id: str, topic: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, wf_spec: Any, bpmn_id: str, topic: str | None = None, input_parameters: Mapping | None = None,
+                 output_parameters: Mapping | None = None, **kwargs: Any) -> None:
         super().__init__(wf_spec, bpmn_id, **kwargs)
         self.topic = topic
+        self.input_parameters = input_parameters or []
+        self.output_parameters = output_parameters or []
 
     def _execute(self, task: Any) -> bool:
         task.workflow.script_engine.call_service(task, topic=self.topic)
@@ -39,26 +46,52 @@ class DecisionTask(BpmnSpecMixin, TaskSpec):  # type: ignore[misc]
     """A business rule task bound to a decision of ``decisions.dmn`` by ``camunda:decisionRef``."""
 
     def __init__(self, wf_spec: Any, bpmn_id: str, decision_ref: str = "", result_variable: str | None = None,
+                 input_parameters: Mapping | None = None, output_parameters: Mapping | None = None,
                  **kwargs: Any) -> None:
         super().__init__(wf_spec, bpmn_id, **kwargs)
         self.decision_ref = decision_ref
         self.result_variable = result_variable or decision_ref
+        self.input_parameters = input_parameters or []
+        self.output_parameters = output_parameters or []
 
     def _run_hook(self, task: Any) -> bool:
-        task.data[self.result_variable] = task.workflow.script_engine.decide(task, self.decision_ref)
+        task.workflow.script_engine.decide(task, self.decision_ref, self.result_variable)
         return True
+
+
+class AutomaticTask(BpmnSpecMixin, TaskSpec):  # type: ignore[misc]
+    """A plain ``bpmn:task``: completes on its own (Spiff treats it as manual, waiting for a person)."""
+
+    def _run_hook(self, task: Any) -> bool:
+        return True
+
+
+def io_mappings(node: Any) -> tuple[Mapping, Mapping]:
+    """``camunda:inputOutput`` of an element: its input and output parameters as (name, text) pairs."""
+    found: dict[str, Mapping] = {"inputParameter": [], "outputParameter": []}
+    for io in node.findall(f"{{{BPMN_MODEL_NS}}}extensionElements/{CAMUNDA}inputOutput"):
+        for param in io:
+            local = str(param.tag).rpartition("}")[2]
+            if local in found:
+                found[local].append((str(param.get("name", "")), (param.text or "").strip()))
+    return found["inputParameter"], found["outputParameter"]
 
 
 class ExternalTaskParser(CamundaTaskParser):  # type: ignore[misc]
     def create_task(self) -> ExternalServiceTask:
         topic = self.node.get(CAMUNDA + "topic")
-        return ExternalServiceTask(self.spec, self.bpmn_id, topic=topic, **self.bpmn_attributes)
+        inputs, outputs = io_mappings(self.node)
+        return ExternalServiceTask(self.spec, self.bpmn_id, topic=topic, input_parameters=inputs,
+                                   output_parameters=outputs,
+                                   **self.bpmn_attributes)
 
 
 class DecisionTaskParser(CamundaTaskParser):  # type: ignore[misc]
     def create_task(self) -> DecisionTask:
+        inputs, outputs = io_mappings(self.node)
         return DecisionTask(self.spec, self.bpmn_id, decision_ref=self.get_decision_ref(self.node),
-                            result_variable=self.node.get(CAMUNDA + "resultVariable"), **self.bpmn_attributes)
+                            result_variable=self.node.get(CAMUNDA + "resultVariable"), input_parameters=inputs,
+                            output_parameters=outputs, **self.bpmn_attributes)
 
     @staticmethod
     def get_decision_ref(node: Any) -> str:
@@ -72,4 +105,5 @@ class EngineParser(CamundaParser):  # type: ignore[misc]
         **CamundaParser.OVERRIDE_PARSER_CLASSES,
         full_tag("serviceTask"): (ExternalTaskParser, ExternalServiceTask),
         full_tag("businessRuleTask"): (DecisionTaskParser, DecisionTask),
+        full_tag("task"): (CamundaTaskParser, AutomaticTask),
     }

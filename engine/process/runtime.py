@@ -28,10 +28,11 @@ from SpiffWorkflow.util.task import TaskState
 
 from engine.clock import Clock
 from engine.contracts import Task
-from engine.errors import ContractViolation, EngineError, PluginError
+from engine.errors import ContractViolation, DecisionError, EngineError, PluginError
 from engine.ledger import Ledger, digest
 from engine.plugins.dispatch import dispatch
 from engine.plugins.loader import Registry
+from engine.process.expressions import compile_feel, is_expression, result_for_spiff
 from engine.process.models import DISPATCH_TOPIC, Models
 from engine.process.parser import DecisionTask, ExternalServiceTask
 from engine.sdk import Context
@@ -82,11 +83,15 @@ class _StepScriptEngine(PythonScriptEngine):  # type: ignore[misc]
         super().__init__()
         self.runner = runner
 
+    def evaluate(self, task: Any, expression: str, external_context: Mapping[str, Any] | None = None) -> Any:
+        """Gateway conditions and timer expressions are FEEL, compiled once per text."""
+        return self.runner.feel(task, expression, {**task.data, **(external_context or {})})
+
     def call_service(self, task: Any, **kwargs: Any) -> None:
         self.runner.call_service(task, kwargs["topic"])
 
-    def decide(self, task: Any, decision_ref: str) -> Any:
-        return self.runner.decide(task, decision_ref)
+    def decide(self, task: Any, decision_ref: str, result_variable: str) -> None:
+        self.runner.decide(task, decision_ref, result_variable)
 
 
 class TaskRunner:
@@ -101,6 +106,7 @@ class TaskRunner:
         self._started: dict[Any, float] = {}
         self._current: Any = None
         self.steps = 0
+        self.last_error: str | None = None
 
     # -- what steps call ------------------------------------------------------------------------------
 
@@ -108,6 +114,30 @@ class TaskRunner:
         seed = int.from_bytes(hashlib.sha256(self.task.id.encode()).digest()[:4], "big")
         return Context(run_id=self.run.run_id, task_id=self.task.id, now=self.run.clock.now(), seed=seed,
                        whatif=self.run.whatif, workdir=self.workdir, log=self.log.bind(plugin=plugin_id))
+
+    def feel(self, task: Any, expression: str, scope: Mapping[str, Any]) -> Any:
+        compiled = self.run.models.expressions.get(expression)
+        if compiled is None:
+            compiled = compile_feel(expression)
+            self.run.models.expressions[expression] = compiled
+        try:
+            return result_for_spiff(compiled(scope))
+        except EngineError:
+            raise
+        except Exception as e:
+            raise DecisionError(f"expression {expression!r} failed on step {task.task_spec.bpmn_id}: {e}") from e
+
+    def _parameter(self, task: Any, text: str, scope: Mapping[str, Any]) -> Any:
+        """A camunda:inputParameter/outputParameter: ``${FEEL}`` is evaluated, anything else is a string."""
+        return self.feel(task, text, scope) if is_expression(text) else text
+
+    def _apply_outputs(self, task: Any) -> None:
+        for name, text in getattr(task.task_spec, "output_parameters", []):
+            task.data[name] = self._parameter(task, text, task.data)
+
+    def _mapped_inputs(self, task: Any) -> dict[str, Any]:
+        params = getattr(task.task_spec, "input_parameters", [])
+        return {name: self._parameter(task, text, task.data) for name, text in params}
 
     def call_service(self, task: Any, topic: str) -> None:
         detail: dict[str, Any] = {}
@@ -119,35 +149,43 @@ class TaskRunner:
             plugin_id, _, operation = topic.partition(".")
         plugin = self.run.registry.get(str(plugin_id)) if plugin_id else None
         if plugin is None:
-            task.data["error"] = {"message": f"topic '{topic}': no installed plugin {plugin_id!r}",
-                                  "retryable": False, "plugin": plugin_id, "operation": operation}
-            detail["status"] = "error"
+            self._failed(task, detail, f"topic '{topic}': no installed plugin {plugin_id!r}", False, plugin_id,
+                         operation)
             return
         op = operation or plugin.spec.first_operation
-        data = {"task": task.data.get("task")}
+        data = {"task": task.data.get("task"), **self._mapped_inputs(task)}
         detail.update(plugin={"id": plugin.id, "version": plugin.version, "digest": plugin.digest, "operation": op},
                       input_digest=digest(data))
         try:
             output = dispatch(plugin, op, self._context(plugin.id), data)
         except (PluginError, ContractViolation) as e:
-            retryable = bool(getattr(e, "retryable", False))
-            message = "; ".join(e.lines())
-            task.data["error"] = {"message": message, "retryable": retryable, "plugin": plugin.id, "operation": op}
-            detail.update(status="error", reason=message)
-            self.log.warning("plugin_failed", plugin=plugin.id, operation=op, error=message, retryable=retryable)
+            self._failed(task, detail, "; ".join(e.lines()), bool(getattr(e, "retryable", False)), plugin.id, op)
             return
         detail.update(output_digest=digest(output), status="completed")
         self._record_output(task, plugin.id, op, output)
         task.data.update(output)
         task.data["error"] = None
+        self._apply_outputs(task)
 
-    def decide(self, task: Any, decision_ref: str) -> Any:
+    def _failed(self, task: Any, detail: dict[str, Any], message: str, retryable: bool, plugin: Any,
+                operation: Any) -> None:
+        """A plugin call failed: the process continues with ``error`` set and ``failures`` counted."""
+        task.data["error"] = {"message": message, "retryable": retryable, "plugin": plugin, "operation": operation}
+        task.data["failures"] = int(task.data.get("failures") or 0) + 1
+        self.last_error = message
+        detail.update(status="error", reason=message)
+        self.log.warning("plugin_failed", plugin=plugin, operation=operation, error=message, retryable=retryable)
+        self._apply_outputs(task)
+
+    def decide(self, task: Any, decision_ref: str, result_variable: str) -> None:
         context = {k: v for k, v in task.data.items() if not k.startswith("_")}
+        context.update(self._mapped_inputs(task))
         result = self.run.models.decisions.evaluate(decision_ref, context)
         self.details[task.id] = {"decision": {"id": result.decision_id, "result": result.as_dict()["value"],
                                               "matched_rules": result.matched_rules}, "status": "completed",
                                  "input_digest": digest(context)}
-        return result.value
+        task.data[result_variable] = result.value
+        self._apply_outputs(task)
 
     def _record_output(self, task: Any, plugin_id: str, operation: str, output: Mapping[str, Any]) -> None:
         if self.run.outputs_file is None:
@@ -223,9 +261,10 @@ class TaskRunner:
         status = self.run.models.end_outcomes.get(end_id or "", "done")
         reason = None
         if status != "done":
-            error = end.data.get("error") if end is not None else None
             name = end.task_spec.bpmn_name if end is not None else None
-            reason = (error or {}).get("message") or f"the process ended at '{name or end_id}'"
+            reason = f"the process ended at '{name or end_id}'"
+            if self.last_error:
+                reason += f" after: {self.last_error}"
         return Outcome(status, reason, end_event=end_id, steps=self.steps)
 
 

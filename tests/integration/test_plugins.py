@@ -47,10 +47,22 @@ def test_status(repo):
     assert state["dirty"] and state["changed"] == ["a.txt"] and state["untracked"] == ["new.txt"]
 
 
-def test_diff_counts_lines(repo):
+def test_diff_counts_lines_untracked_files_included(repo):
     diff = call("git-inspector.diff", repo)["diff"]
-    assert diff["files"] == [{"path": "a.txt", "added": 2, "removed": 1}]
-    assert diff["changed_files"] == 1 and diff["diff_lines"] == 3
+    assert diff["files"] == [{"path": "a.txt", "added": 2, "removed": 1}, {"path": "new.txt", "added": 1, "removed": 0}]
+    assert diff["changed_files"] == 2 and diff["diff_lines"] == 4
+
+
+def test_diff_since_a_snapshot_counts_only_later_changes_and_touches_nothing(repo):
+    index_before = (repo / ".git" / "index").read_bytes()
+    snapshot = call("git-inspector.status", repo)["repo_state"]["snapshot"]
+    (repo / "later.txt").write_text("a\nb\n")
+    plugin, op = REGISTRY.resolve_topic("git-inspector.diff")
+    diff = dispatch(plugin, op, ctx(repo), {"task": {"id": "t1", "tool": "git"}, "since": snapshot})["diff"]
+    assert diff["files"] == [{"path": "later.txt", "added": 2, "removed": 0}]
+    assert (repo / ".git" / "index").read_bytes() == index_before
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True).stdout
+    assert status.splitlines() == [" M a.txt", "?? later.txt", "?? new.txt"]
 
 
 def test_log(repo):

@@ -1,0 +1,46 @@
+"""DMN decisions for the engine: load a ``.dmn`` file, evaluate its decisions.
+
+::
+
+    from engine import dmn
+
+    model = dmn.load("process/decisions.dmn")        # ModelError lists every problem of the file
+    result = model.evaluate("retry_policy", {"task": {...}, "failures": 1, "error": {...}})
+    result.value            # {"action": "retry", "backoff": 20}
+    result.matched_rules    # ["Rule_retry"]
+    result.as_dict()        # JSON for the ledger
+
+Understands DMN 1.1 to 1.5 files as Camunda Modeler writes them: several decisions per file,
+``requiredDecision`` chains, every hit policy and aggregation, and the FEEL that modelers type into
+table cells (S-FEEL unary tests, ranges, lists, ``not(...)``, ``?``, built-in functions). Every cell is
+compiled once at load time; evaluating does not parse. This package does not use SpiffWorkflow.
+
+Errors: :class:`~engine.errors.ModelError` when loading (with ``problems``), and
+:class:`~engine.errors.DecisionError` when evaluating (UNIQUE with two matches, a value outside
+``inputValues``, ...), each naming the file, the decision and the rules involved.
+"""
+
+from __future__ import annotations
+
+from engine.dmn.compiler import compile_expression
+from engine.dmn.lexer import FeelSyntaxError
+from engine.dmn.loader import check, load
+from engine.dmn.model import Decision, DecisionModel, InputClause, OutputClause, Rule
+from engine.dmn.result import DecisionResult
+from engine.dmn.temporal import YearMonthDuration
+from engine.dmn.values import to_json
+
+__all__ = [
+    "Decision",
+    "DecisionModel",
+    "DecisionResult",
+    "InputClause",
+    "OutputClause",
+    "Rule",
+    "FeelSyntaxError",
+    "YearMonthDuration",
+    "check",
+    "compile_expression",
+    "load",
+    "to_json",
+]

@@ -1,0 +1,315 @@
+"""The loaded decision model: decisions, their tables, and evaluation.
+
+Built by :mod:`engine.dmn.loader`, which compiles every cell once. Evaluating a decision table
+evaluates its input expressions once, runs each rule's compiled tests, and hands the matching rules to
+:mod:`engine.dmn.hit_policy`.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.dmn.compiler import Expr, Test
+from engine.dmn.hit_policy import select
+from engine.dmn.result import DecisionResult
+from engine.dmn.typeref import TypeDef, TypeMismatch, conform, parse_text
+from engine.dmn.values import show, to_plain
+from engine.errors import DecisionError
+
+
+@dataclass(eq=False)
+class InputClause:
+    """One input column. ``name`` is what people call it: the label, else the expression text."""
+
+    id: str | None
+    label: str | None
+    expression: str
+    type_ref: str | None
+    input_variable: str = "cellInput"
+    input_values: str | None = None
+    line: int | None = None
+    path: tuple[str, ...] | None = None  # when the expression is a plain name or path: its parts
+    evaluate: Expr = field(default=lambda ctx: None, repr=False)
+    allowed: list[Test] = field(default_factory=list, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.label or self.expression
+
+
+@dataclass(eq=False)
+class OutputClause:
+    """One output column. ``priority_tests`` are the compiled ``outputValues``, in priority order."""
+
+    id: str | None
+    name: str | None
+    label: str | None
+    type_ref: str | None
+    output_values: str | None = None
+    default: str | None = None
+    line: int | None = None
+    priority_tests: list[Test] = field(default_factory=list, repr=False)
+    default_value: Expr | None = field(default=None, repr=False)
+
+    @property
+    def title(self) -> str:
+        return self.name or self.label or self.id or "output"
+
+
+@dataclass(eq=False)
+class Rule:
+    """One rule. ``checks`` are (input index, test) for every cell that is not ``-``/empty."""
+
+    id: str | None
+    index: int  # 1-based
+    input_entries: list[str]
+    output_entries: list[str]
+    line: int | None = None
+    description: str | None = None
+    checks: tuple[tuple[int, Test], ...] = field(default=(), repr=False)
+    outputs: tuple[Expr | None, ...] = field(default=(), repr=False)
+
+    @property
+    def ref(self) -> str:
+        return self.id or f"rule-{self.index}"
+
+
+@dataclass(eq=False)
+class Decision:
+    """A decision: a decision table (``rules``) or a FEEL literal expression (``literal``)."""
+
+    id: str
+    name: str
+    hit_policy: str | None = None  # None for a literal expression
+    aggregation: str | None = None
+    inputs: list[InputClause] = field(default_factory=list)
+    outputs: list[OutputClause] = field(default_factory=list)
+    required: list[str] = field(default_factory=list)
+    rules: list[Rule] = field(default_factory=list)
+    filename: str = ""
+    line: int | None = None
+    literal_text: str | None = None
+    literal: Expr | None = field(default=None, repr=False)
+    variable_name: str | None = None
+    variable_type: str | None = None
+    types: dict[str, TypeDef] = field(default_factory=dict, repr=False)
+    reads: frozenset[str] = frozenset()  # variables the decision (and what it requires) reads
+    all_inputs: list[InputClause] = field(default_factory=list, repr=False)  # own + required ones
+
+    # ---- errors -------------------------------------------------------------------------------------
+
+    def error(self, message: str, rules: list[Rule] | None = None) -> DecisionError:
+        where = f"{self.filename}:{self.line}" if self.line else self.filename
+        return DecisionError(f"{where}: decision '{self.id}' ({self.name}): {message}", file=self.filename,
+                             line=self.line, decision=self.id, rules=[r.ref for r in rules or []])
+
+    # ---- what the decision gives to decisions that require it ----------------------------------------
+
+    def exposed(self, value: Any) -> dict[str, Any]:
+        """Names under which a requiring decision reads this one's result: the decision's name (DMN)
+        and, as Camunda does, its output names (or the literal expression's variable name)."""
+        out: dict[str, Any] = {}
+        if self.literal is not None:
+            if self.variable_name:
+                out[self.variable_name] = value
+        elif len(self.outputs) == 1:
+            if self.outputs[0].name:
+                out[self.outputs[0].name] = value
+        else:
+            names = [o.name for o in self.outputs if o.name]
+            if isinstance(value, dict):
+                out.update(value)
+            elif isinstance(value, list):
+                for n in names:
+                    out[n] = [row.get(n) if isinstance(row, dict) else None for row in value]
+        out[self.name or self.id] = value
+        return out
+
+    # ---- command-line inputs -------------------------------------------------------------------------
+
+    def coerce_inputs(self, raw: Mapping[str, str]) -> dict[str, Any]:
+        """``{"Tool": "git", "Failures": "2"}`` -> a context for :meth:`DecisionModel.evaluate`.
+
+        A key may be an input's label, its expression text, its ``camunda:inputVariable``, or a
+        variable (or dotted path) that the decision's expressions read. Values are converted by the
+        input's ``typeRef`` (JSON is tried when there is none). Raises :class:`DecisionError`.
+        """
+        out: dict[str, Any] = {}
+        for key, text in raw.items():
+            clause = self._find_input(key)
+            if clause is not None:
+                if clause.path is None:
+                    names = ", ".join(sorted(self.reads)) or "none"
+                    raise self.error(f"input '{clause.name}' is computed by the expression "
+                                     f"'{clause.expression}', so it cannot be given directly; give the "
+                                     f"variables it reads instead ({names})")
+                try:
+                    value = parse_text(text, clause.type_ref, self.types)
+                except TypeMismatch as e:
+                    raise self.error(f"input '{clause.name}' ({clause.type_ref}): cannot use {text!r}: {e}") \
+                        from e
+                _set_path(out, clause.path, value)
+                continue
+            path = ".".join(part.strip() for part in key.split("."))
+            if any(path == r or r.startswith(path + ".") or path.startswith(r + ".") for r in self.reads):
+                _set_path(out, tuple(path.split(".")), parse_text(text, None))
+                continue
+            known = sorted({c.name for c in self.all_inputs} | set(self.reads))
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise self.error(f"no input or variable called '{key}'.{hint} Known: {', '.join(known)}")
+        return out
+
+    def _find_input(self, key: str) -> InputClause | None:
+        wanted = " ".join(key.split())
+        for fold in (False, True):
+            for clause in self.all_inputs:
+                names = [clause.label, clause.expression, clause.input_variable
+                         if clause.input_variable != "cellInput" else None]
+                for n in names:
+                    if n is None:
+                        continue
+                    n = " ".join(n.split())
+                    if n == wanted or (fold and n.casefold() == wanted.casefold()):
+                        return clause
+        return None
+
+    # ---- evaluation -------------------------------------------------------------------------------------
+
+    def run(self, ctx: Mapping[str, Any]) -> tuple[Any, list[Rule]]:
+        """Evaluate against ``ctx``; returns (internal value, rules used). Raises DecisionError."""
+        if self.literal is not None:
+            value = self.literal(ctx)
+            if self.variable_type:
+                try:
+                    value = conform(value, self.variable_type, self.types)
+                except TypeMismatch as e:
+                    raise self.error(f"the expression '{self.literal_text}' gives a value that is not "
+                                     f"{self.variable_type}: {e}") from e
+            return value, []
+        values = [self._input_value(clause, ctx) for clause in self.inputs]
+        matched: list[Rule] = []
+        first = self.hit_policy == "FIRST"
+        for rule in self.rules:
+            for i, test in rule.checks:
+                if test(values[i], ctx) is not True:
+                    break
+            else:
+                matched.append(rule)
+                if first:
+                    break
+        return select(self, matched, lambda rule: self._outputs(rule, ctx), lambda: self._defaults(ctx))
+
+    def _input_value(self, clause: InputClause, ctx: Mapping[str, Any]) -> Any:
+        value = clause.evaluate(ctx)
+        if clause.type_ref is not None:
+            try:
+                value = conform(value, clause.type_ref, self.types)
+            except TypeMismatch as e:
+                raise self.error(f"input '{clause.name}' ({clause.expression}): {e}") from e
+        if clause.allowed and value is not None and not any(t(value, ctx) is True for t in clause.allowed):
+            raise self.error(f"input '{clause.name}' ({clause.expression}) is {show(value)}, which is not "
+                             f"among its allowed values {clause.input_values}")
+        return value
+
+    def _outputs(self, rule: Rule, ctx: Mapping[str, Any]) -> tuple[Any, ...]:
+        row = []
+        for out, expr in zip(self.outputs, rule.outputs, strict=True):
+            value = None if expr is None else expr(ctx)
+            row.append(self._check_output(out, value, ctx, rule))
+        return tuple(row)
+
+    def _check_output(self, out: OutputClause, value: Any, ctx: Mapping[str, Any], rule: Rule | None) -> Any:
+        whose = f"rule {rule.ref}" if rule else "the default"
+        if out.type_ref is not None:
+            try:
+                value = conform(value, out.type_ref, self.types)
+            except TypeMismatch as e:
+                raise self.error(f"output '{out.title}' of {whose}: {e}", [rule] if rule else []) from e
+        if out.priority_tests and value is not None and \
+                not any(t(value, ctx) is True for t in out.priority_tests):
+            raise self.error(f"output '{out.title}' of {whose} is {show(value)}, which is not among its "
+                             f"output values {out.output_values}", [rule] if rule else [])
+        return value
+
+    def _defaults(self, ctx: Mapping[str, Any]) -> tuple[Any, ...] | None:
+        if not any(o.default_value is not None for o in self.outputs):
+            return None
+        return tuple(None if o.default_value is None else self._check_output(o, o.default_value(ctx), ctx, None)
+                     for o in self.outputs)
+
+
+def _set_path(out: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    node = out
+    for part in path[:-1]:
+        nxt = node.get(part)
+        if not isinstance(nxt, dict):
+            nxt = {}
+            node[part] = nxt
+        node = nxt
+    last = path[-1]
+    if isinstance(value, dict) and isinstance(node.get(last), dict):
+        node[last].update(value)
+    else:
+        node[last] = value
+
+
+class DecisionModel:
+    """Every decision of one DMN file, keyed by id in file order."""
+
+    def __init__(self, filename: str, namespace: str, decisions: dict[str, Decision]) -> None:
+        self.filename = filename
+        self.namespace = namespace
+        self.decisions: Mapping[str, Decision] = decisions
+
+    def __repr__(self) -> str:
+        return f"DecisionModel({self.filename!r}, decisions={list(self.decisions)})"
+
+    def decision(self, ref: str) -> Decision:
+        """The decision with id ``ref``, else the one named ``ref``. Raises DecisionError with a hint."""
+        found = self.decisions.get(ref)
+        if found is not None:
+            return found
+        wanted = " ".join(ref.split())
+        for d in self.decisions.values():
+            if d.name == wanted:
+                return d
+        for d in self.decisions.values():
+            if d.name.casefold() == wanted.casefold() or d.id.casefold() == wanted.casefold():
+                return d
+        known = [*self.decisions, *(d.name for d in self.decisions.values() if d.name)]
+        close = difflib.get_close_matches(ref, known, n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        ids = ", ".join(self.decisions) or "none"
+        raise DecisionError(f"{self.filename}: no decision '{ref}'.{hint} Decisions: {ids}",
+                            file=self.filename, decision=ref)
+
+    def evaluate(self, ref: str, context: Mapping[str, Any]) -> DecisionResult:
+        """Evaluate decision ``ref`` (id or name), its required decisions first. Raises DecisionError."""
+        decision = self.decision(ref)
+        if not isinstance(context, Mapping):
+            raise decision.error(f"the context must be a mapping of variable names, got {type(context).__name__}")
+        return self._evaluate(decision, context, {})[0]
+
+    def _evaluate(self, decision: Decision, context: Mapping[str, Any],
+                  done: dict[str, tuple[DecisionResult, Any]]) -> tuple[DecisionResult, Any]:
+        if decision.id in done:
+            return done[decision.id]
+        required: list[DecisionResult] = []
+        ctx = context
+        if decision.required:
+            scope = dict(context)
+            for ref in decision.required:
+                sub = self.decisions[ref]
+                result, internal = self._evaluate(sub, context, done)
+                required.append(result)
+                scope.update(sub.exposed(internal))
+            ctx = scope
+        internal, rules = decision.run(ctx)
+        result = DecisionResult(decision.id, decision.name, to_plain(internal), [r.ref for r in rules], required)
+        done[decision.id] = (result, internal)
+        return result, internal
+

@@ -1,0 +1,374 @@
+"""A recursive-descent parser for the FEEL that decision tables hold.
+
+Two entry points: :func:`parse_expression` (input expressions, output entries, literal expressions)
+and :func:`parse_unary_tests` (input entries, ``inputValues``, ``outputValues``). Both raise
+:class:`~engine.dmn.lexer.FeelSyntaxError` with a 1-based column.
+
+Precedence, loosest first: ``if``/``for``/``some``/``every``; ``or``; ``and``; comparison, ``between``,
+``in``, ``instance of``; ``+ -``; ``* /``; ``**``; unary ``-``; postfix (``.name``, ``[filter]``, call).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from engine.dmn import syntax as s
+from engine.dmn.lexer import FeelSyntaxError, Token, tokenize
+
+_COMPARISONS = ("=", "!=", "<", "<=", ">", ">=")
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.tokens = tokenize(text)
+        self.i = 0
+        self.range_end = False  # while reading the end of ``]a..b[``, a ``[`` closes the range
+
+    # ---- token helpers ----------------------------------------------------------------------------
+
+    @property
+    def tok(self) -> Token:
+        return self.tokens[self.i]
+
+    def peek(self, offset: int = 1) -> Token:
+        return self.tokens[min(self.i + offset, len(self.tokens) - 1)]
+
+    def at(self, text: str) -> bool:
+        t = self.tok
+        return t.kind in ("op", "keyword") and t.text == text
+
+    def take(self) -> Token:
+        t = self.tok
+        self.i += 1
+        return t
+
+    def accept(self, text: str) -> bool:
+        if self.at(text):
+            self.i += 1
+            return True
+        return False
+
+    def expect(self, text: str, what: str | None = None) -> Token:
+        if not self.at(text):
+            raise self.error(f"expected {what or repr(text)}")
+        return self.take()
+
+    def error(self, message: str, tok: Token | None = None) -> FeelSyntaxError:
+        t = tok or self.tok
+        found = "the end of the text" if t.kind == "eof" else repr(t.text)
+        return FeelSyntaxError(f"{message}, found {found}", t.pos + 1)
+
+    def expect_end(self) -> None:
+        if self.tok.kind != "eof":
+            raise self.error("unexpected text after the end of the expression")
+
+    # ---- expressions ------------------------------------------------------------------------------
+
+    def expression(self) -> s.Node:
+        t = self.tok
+        if t.kind == "keyword":
+            if t.text == "if":
+                self.take()
+                cond = self.expression()
+                self.expect("then", "'then'")
+                then = self.expression()
+                self.expect("else", "'else'")
+                return s.If(cond, then, self.expression())
+            if t.text in ("for", "some", "every"):
+                return self.iteration()
+        return self.disjunction()
+
+    def iteration(self) -> s.Node:
+        kind = self.take().text
+        sources: list[tuple[str, s.Node, s.Node | None]] = []
+        while True:
+            name = self.name_text("a variable name")
+            self.expect("in", "'in'")
+            start = self.disjunction()
+            end = self.disjunction() if self.accept("..") else None
+            sources.append((name, start, end))
+            if not self.accept(","):
+                break
+        if kind == "for":
+            self.expect("return", "'return'")
+        else:
+            self.expect("satisfies", "'satisfies'")
+        return s.Iteration(kind, sources, self.expression())
+
+    def disjunction(self) -> s.Node:
+        node = self.conjunction()
+        while self.accept("or"):
+            node = s.Or(node, self.conjunction())
+        return node
+
+    def conjunction(self) -> s.Node:
+        node = self.comparison()
+        while self.accept("and"):
+            node = s.And(node, self.comparison())
+        return node
+
+    def comparison(self) -> s.Node:
+        node = self.additive()
+        t = self.tok
+        if t.kind == "op" and t.text in _COMPARISONS:
+            self.take()
+            return s.Binary(t.text, node, self.additive())
+        if self.accept("between"):
+            low = self.additive()
+            self.expect("and", "'and'")
+            return s.Between(node, low, self.additive())
+        if self.accept("in"):
+            if self.at("(") and not self._looks_like_range():
+                self.take()
+                tests = self.positive_unary_tests(")")
+                self.expect(")", "')'")
+                return s.In(node, tests)
+            return s.In(node, [self.positive_unary_test()])
+        if self.accept("instance"):
+            self.expect("of", "'of'")
+            return s.InstanceOf(node, self.type_name())
+        return node
+
+    def type_name(self) -> str:
+        words = [self.name_text("a type name")]
+        while self.tok.kind == "name" or self.tok.text == "and":
+            words.append(self.take().text)
+        return " ".join(words)
+
+    def additive(self) -> s.Node:
+        node = self.multiplicative()
+        while self.tok.kind == "op" and self.tok.text in ("+", "-"):
+            op = self.take().text
+            node = s.Binary(op, node, self.multiplicative())
+        return node
+
+    def multiplicative(self) -> s.Node:
+        node = self.exponent()
+        while self.tok.kind == "op" and self.tok.text in ("*", "/"):
+            op = self.take().text
+            node = s.Binary(op, node, self.exponent())
+        return node
+
+    def exponent(self) -> s.Node:
+        node = self.unary()
+        while self.accept("**"):
+            node = s.Binary("**", node, self.unary())
+        return node
+
+    def unary(self) -> s.Node:
+        if self.accept("-"):
+            operand = self.unary()
+            if isinstance(operand, s.Literal) and isinstance(operand.value, (int, Decimal)) \
+                    and not isinstance(operand.value, bool):
+                return s.Literal(-operand.value)
+            return s.Negate(operand)
+        return self.postfix()
+
+    def postfix(self) -> s.Node:
+        node = self.primary()
+        while True:
+            if self.accept("."):
+                node = s.Path(node, self.name_text("a name after '.'"))
+            elif self.at("[") and not self.range_end:
+                self.take()
+                cond = self.expression()
+                self.expect("]", "']'")
+                node = s.Filter(node, cond)
+            elif self.at("(") and not isinstance(node, s.Name):
+                raise self.error("only named functions can be called")
+            else:
+                return node
+
+    def name_text(self, what: str) -> str:
+        t = self.tok
+        if t.kind != "name" or t.text == "?":
+            raise self.error(f"expected {what}")
+        self.take()
+        words = [t.text]
+        if t.value is None:
+            # adjacent name words form one name: ``Applicant Age``, ``list contains``, ``Date of Birth``
+            while True:
+                if self._is_name_word(self.tok):
+                    words.append(self.take().text)
+                elif self.at("of") and self._is_name_word(self.peek()):
+                    words.append(self.take().text)  # ``of`` is a keyword only after ``instance``
+                else:
+                    return " ".join(words)
+        return " ".join(words)
+
+    @staticmethod
+    def _is_name_word(t: Token) -> bool:
+        return t.kind == "name" and t.value is None and t.text != "?"
+
+    def primary(self) -> s.Node:
+        t = self.tok
+        if t.kind == "number":
+            self.take()
+            text = t.text if not t.text.startswith(".") else "0" + t.text
+            return s.Literal(int(text) if "." not in text else Decimal(text))
+        if t.kind == "string":
+            self.take()
+            return s.Literal(t.value)
+        if t.kind == "keyword":
+            if t.text in ("true", "false"):
+                self.take()
+                return s.Literal(t.text == "true")
+            if t.text == "null":
+                self.take()
+                return s.Literal(None)
+            if t.text == "function":
+                raise self.error("function definitions are not supported in decision tables")
+            raise self.error("expected a value")
+        if t.kind == "name":
+            if t.text == "?":
+                self.take()
+                return s.InputRef()
+            name = self.name_text("a name")
+            if self.at("("):
+                return self.call(name, t)
+            return s.Name(name)
+        if t.kind == "op":
+            if t.text == "(":
+                if self._looks_like_range():
+                    return self.range_literal()
+                self.take()
+                node = self.expression()
+                self.expect(")", "')'")
+                return node
+            if t.text == "[":
+                if self._looks_like_range():
+                    return self.range_literal()
+                return self.list_literal()
+            if t.text == "]":
+                return self.range_literal()
+            if t.text == "{":
+                return self.context_literal()
+            if t.text == "@":
+                self.take()
+                lit = self.tok
+                if lit.kind != "string":
+                    raise self.error("expected a string after '@'")
+                self.take()
+                return s.Call("@", [s.Literal(lit.value)], t.pos + 1)
+        raise self.error("expected a value")
+
+    def call(self, name: str, start: Token) -> s.Node:
+        self.expect("(")
+        args: list[s.Node] = []
+        if not self.at(")"):
+            while True:
+                if self.tok.kind == "name" and self.peek().text == ":" and self.peek().kind == "op":
+                    raise self.error("named arguments are not supported; pass the arguments in order")
+                args.append(self.expression())
+                if not self.accept(","):
+                    break
+        self.expect(")", "',' or ')'")
+        return s.Call(name, args, start.pos + 1)
+
+    def list_literal(self) -> s.Node:
+        self.expect("[")
+        items: list[s.Node] = []
+        if not self.at("]"):
+            while True:
+                items.append(self.expression())
+                if not self.accept(","):
+                    break
+        self.expect("]", "',' or ']'")
+        return s.ListExpr(items)
+
+    def context_literal(self) -> s.Node:
+        self.expect("{")
+        entries: list[tuple[str, s.Node]] = []
+        if not self.at("}"):
+            while True:
+                key = str(self.take().value) if self.tok.kind == "string" else self.name_text("a key")
+                self.expect(":", "':'")
+                entries.append((key, self.expression()))
+                if not self.accept(","):
+                    break
+        self.expect("}", "',' or '}'")
+        return s.ContextExpr(entries)
+
+    def _looks_like_range(self) -> bool:
+        """At ``[``/``(``/``]``: is this an interval ``a..b`` rather than a list or parentheses?"""
+        saved = self.i
+        try:
+            self.take()
+            self.additive()
+            return self.at("..")
+        except FeelSyntaxError:
+            return False
+        finally:
+            self.i = saved
+
+    def range_literal(self) -> s.RangeExpr:
+        opener = self.take()
+        start_closed = opener.text == "["
+        start = self.additive()
+        self.expect("..", "'..'")
+        self.range_end = True
+        try:
+            end = self.additive()
+        finally:
+            self.range_end = False
+        closer = self.tok
+        if closer.kind != "op" or closer.text not in ("]", ")", "["):
+            raise self.error("expected ']', ')' or '[' to close the range")
+        self.take()
+        return s.RangeExpr(start, end, start_closed, closer.text == "]")
+
+    # ---- unary tests ------------------------------------------------------------------------------
+
+    def unary_tests(self) -> s.Node:
+        if self.tok.kind == "eof":
+            return s.AnyTest()
+        if self.at("-") and self.peek().kind == "eof":
+            return s.AnyTest()
+        t = self.tok
+        if t.kind == "name" and t.text == "not" and self.peek().text == "(":
+            saved = self.i
+            self.take()
+            self.take()
+            tests = self.positive_unary_tests(")")
+            self.expect(")", "',' or ')'")
+            if self.tok.kind == "eof":
+                return s.NotTest(tests)
+            self.i = saved  # ``not(x) = y`` and the like: an ordinary expression
+        tests = self.positive_unary_tests(None)
+        self.expect_end()
+        return tests[0] if len(tests) == 1 else s.In(s.InputRef(), tests)
+
+    def positive_unary_tests(self, closer: str | None) -> list[s.Node]:
+        tests = [self.positive_unary_test()]
+        while self.accept(","):
+            tests.append(self.positive_unary_test())
+        if closer is None and self.tok.kind != "eof":
+            raise self.error("expected ',' between tests")
+        return tests
+
+    def positive_unary_test(self) -> s.Node:
+        t = self.tok
+        if t.kind == "op" and t.text in _COMPARISONS:
+            self.take()
+            if self.tok.kind == "eof" or self.at(","):
+                raise self.error(f"expected a value after {t.text!r}")
+            return s.CompareTest(t.text, self.additive())
+        if t.kind == "op" and t.text in ("[", "(", "]") and self._looks_like_range():
+            return s.RangeTest(self.range_literal())
+        return s.ExprTest(self.expression())
+
+
+def parse_expression(text: str) -> s.Node:
+    """Parse a FEEL expression (input expression, output entry, literal expression)."""
+    p = _Parser(text)
+    if p.tok.kind == "eof":
+        raise FeelSyntaxError("the expression is empty", 1)
+    node = p.expression()
+    p.expect_end()
+    return node
+
+
+def parse_unary_tests(text: str) -> s.Node:
+    """Parse FEEL unary tests (an input entry). Empty text and ``-`` give :class:`~syntax.AnyTest`."""
+    return _Parser(text).unary_tests()

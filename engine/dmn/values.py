@@ -1,0 +1,394 @@
+"""FEEL values and their semantics in Python.
+
+Inside the engine a FEEL number is an ``int`` or a ``Decimal`` (never a ``float``: ``0.1 + 0.2 = 0.3``
+must hold), ``null`` is ``None``, a list is a ``list``, a context is a ``dict``. Every operator here
+follows FEEL's null semantics: an operation on operands it does not apply to gives ``None``
+instead of raising, so a rule whose cell meets an unexpected value simply does not match.
+
+:func:`to_plain` and :func:`to_json` convert at the boundary, back to what callers expect.
+"""
+
+from __future__ import annotations
+
+import decimal
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+from engine.dmn.temporal import YearMonthDuration, format_temporal
+
+# decimal128, as FEEL asks for.
+DEC = decimal.Context(prec=34, rounding=decimal.ROUND_HALF_EVEN, traps=[decimal.InvalidOperation,
+                                                                      decimal.DivisionByZero,
+                                                                      decimal.Overflow])
+
+NUMBER_TYPES = (int, Decimal)  # bool is excluded by the exact-type checks below
+
+
+def is_number(value: Any) -> bool:
+    t = type(value)
+    return t is int or t is Decimal
+
+
+def from_float(value: float) -> Decimal | None:
+    """A float from a JSON-ish context, read as the decimal it was written as (``0.1`` -> ``0.1``)."""
+    if math.isnan(value) or math.isinf(value):
+        return None
+    return Decimal(repr(value))
+
+
+def normalize(value: Any) -> Any:
+    """A value from the caller's context, made FEEL-shaped: floats become Decimals (shallowly in lists)."""
+    t = type(value)
+    if t is float:
+        return from_float(value)
+    if t is list or t is tuple:
+        if any(type(v) is float or type(v) is tuple for v in value):
+            return [normalize(v) for v in value]
+        return value if t is list else list(value)
+    return value
+
+
+@dataclass(frozen=True)
+class Range:
+    """A FEEL range such as ``[1..5)``. An end may be None (``< 5`` is ``(null..5)``)."""
+
+    start: Any
+    end: Any
+    start_closed: bool = True
+    end_closed: bool = True
+
+    def contains(self, value: Any) -> bool | None:
+        if value is None:
+            return None
+        if self.start is not None:
+            c = compare(value, self.start)
+            if c is None:
+                return None
+            if c < 0 or (c == 0 and not self.start_closed):
+                return False
+        if self.end is not None:
+            c = compare(value, self.end)
+            if c is None:
+                return None
+            if c > 0 or (c == 0 and not self.end_closed):
+                return False
+        return True
+
+    def __str__(self) -> str:
+        left = "[" if self.start_closed else "("
+        right = "]" if self.end_closed else ")"
+        return f"{left}{to_json(self.start)}..{to_json(self.end)}{right}"
+
+
+def _same_kind(a: Any, b: Any) -> bool:
+    ta, tb = type(a), type(b)
+    if ta is tb:
+        return True
+    return (ta is int or ta is Decimal) and (tb is int or tb is Decimal)
+
+
+def equal(a: Any, b: Any) -> bool | None:
+    """FEEL ``=``: null equals only null; values of different types are not comparable (None)."""
+    if a is None or b is None:
+        return a is b
+    if not _same_kind(a, b) and not (isinstance(a, Mapping) and isinstance(b, Mapping)):
+        return None
+    if type(a) is list:
+        if len(a) != len(b):
+            return False
+        for x, y in zip(a, b, strict=True):
+            e = equal(x, y)
+            if e is not True:
+                return e
+        return True
+    if isinstance(a, Mapping):
+        if set(a) != set(b):
+            return False
+        for key in a:
+            e = equal(a[key], b[key])
+            if e is not True:
+                return e
+        return True
+    if type(a) is datetime and (a.tzinfo is None) != (b.tzinfo is None):
+        return None
+    if type(a) is time and (a.tzinfo is None) != (b.tzinfo is None):
+        return None
+    return bool(a == b)
+
+
+def compare(a: Any, b: Any) -> int | None:
+    """-1, 0 or 1 when ``a`` and ``b`` are ordered in FEEL (numbers, strings, temporals); else None."""
+    if a is None or b is None or not _same_kind(a, b):
+        return None
+    t = type(a)
+    if t is bool or t is list or t is dict or t is Range:
+        return None
+    if (t is datetime or t is time) and (a.tzinfo is None) != (b.tzinfo is None):
+        return None
+    try:
+        return -1 if a < b else (1 if a > b else 0)
+    except TypeError:
+        return None
+
+
+def less(a: Any, b: Any) -> bool | None:
+    c = compare(a, b)
+    return None if c is None else c < 0
+
+
+def less_equal(a: Any, b: Any) -> bool | None:
+    c = compare(a, b)
+    return None if c is None else c <= 0
+
+
+def greater(a: Any, b: Any) -> bool | None:
+    c = compare(a, b)
+    return None if c is None else c > 0
+
+
+def greater_equal(a: Any, b: Any) -> bool | None:
+    c = compare(a, b)
+    return None if c is None else c >= 0
+
+
+def not_equal(a: Any, b: Any) -> bool | None:
+    e = equal(a, b)
+    return None if e is None else not e
+
+
+def _dec(value: int | Decimal) -> Decimal:
+    return value if type(value) is Decimal else Decimal(value)
+
+
+def number_result(value: Decimal) -> int | Decimal:
+    """Decimal results that are whole numbers become ints, so ``2 * 1.5`` is ``3``."""
+    if value == value.to_integral_value():
+        return int(value)
+    return value
+
+
+def _add_months(day: date, months: int) -> date:
+    total = day.year * 12 + day.month - 1 + months
+    year, month = divmod(total, 12)
+    month += 1
+    for d in (day.day, 30, 29, 28):
+        try:
+            return day.replace(year=year, month=month, day=d)
+        except ValueError:
+            continue
+    raise ValueError("bad date")  # pragma: no cover - day 28 always exists
+
+
+def add(a: Any, b: Any) -> Any:
+    ta, tb = type(a), type(b)
+    if ta is int and tb is int:
+        return a + b
+    try:
+        if (ta is int or ta is Decimal) and (tb is int or tb is Decimal):
+            return number_result(DEC.add(_dec(a), _dec(b)))
+        if ta is str and tb is str:
+            return a + b
+        if ta is timedelta and tb is timedelta:
+            return a + b
+        if ta is YearMonthDuration and tb is YearMonthDuration:
+            return YearMonthDuration(a.months + b.months)
+        if tb is timedelta and ta in (date, datetime):
+            # a date plus a duration stays a date (the time part of the sum is dropped)
+            return (a + b) if ta is datetime else (datetime.combine(a, time()) + b).date()
+        if ta is timedelta and tb in (date, datetime):
+            return add(b, a)
+        if tb is YearMonthDuration and ta in (date, datetime):
+            return _add_months(a, b.months)
+        if ta is YearMonthDuration and tb in (date, datetime):
+            return _add_months(b, a.months)
+        if ta is time and tb is timedelta:
+            moved = datetime.combine(date(2000, 1, 1), a) + b
+            return moved.timetz()
+    except (ArithmeticError, ValueError, OverflowError):
+        return None
+    return None
+
+
+def negate(a: Any) -> Any:
+    t = type(a)
+    if t is int or t is Decimal or t is timedelta:
+        return -a
+    if t is YearMonthDuration:
+        return YearMonthDuration(-a.months)
+    return None
+
+
+def subtract(a: Any, b: Any) -> Any:
+    ta, tb = type(a), type(b)
+    if ta is int and tb is int:
+        return a - b
+    try:
+        if (ta is int or ta is Decimal) and (tb is int or tb is Decimal):
+            return number_result(DEC.subtract(_dec(a), _dec(b)))
+        if ta is datetime and tb is datetime:
+            if (a.tzinfo is None) != (b.tzinfo is None):
+                return None
+            return a - b
+        if ta is date and tb is date:
+            return a - b
+        if ta is time and tb is time:
+            if (a.tzinfo is None) != (b.tzinfo is None):
+                return None
+            day = date(2000, 1, 1)
+            return datetime.combine(day, a) - datetime.combine(day, b)
+        if tb is timedelta or tb is YearMonthDuration:
+            return add(a, negate(b))
+    except (ArithmeticError, ValueError, OverflowError, TypeError):
+        return None
+    return None
+
+
+def multiply(a: Any, b: Any) -> Any:
+    ta, tb = type(a), type(b)
+    if ta is int and tb is int:
+        return a * b
+    try:
+        if (ta is int or ta is Decimal) and (tb is int or tb is Decimal):
+            return number_result(DEC.multiply(_dec(a), _dec(b)))
+        if ta is timedelta and (tb is int or tb is Decimal):
+            return timedelta(seconds=float(DEC.multiply(_dec(b), Decimal(str(a.total_seconds())))))
+        if ta is YearMonthDuration and (tb is int or tb is Decimal):
+            return YearMonthDuration(int(DEC.multiply(_dec(b), Decimal(a.months))))
+        if tb in (timedelta, YearMonthDuration) and (ta is int or ta is Decimal):
+            return multiply(b, a)
+    except (ArithmeticError, ValueError, OverflowError):
+        return None
+    return None
+
+
+def divide(a: Any, b: Any) -> Any:
+    ta, tb = type(a), type(b)
+    try:
+        if (ta is int or ta is Decimal) and (tb is int or tb is Decimal):
+            return number_result(DEC.divide(_dec(a), _dec(b)))
+        if ta is timedelta and (tb is int or tb is Decimal):
+            return timedelta(seconds=float(DEC.divide(Decimal(str(a.total_seconds())), _dec(b))))
+        if ta is timedelta and tb is timedelta:
+            return number_result(DEC.divide(Decimal(str(a.total_seconds())), Decimal(str(b.total_seconds()))))
+        if ta is YearMonthDuration and (tb is int or tb is Decimal):
+            return YearMonthDuration(int(DEC.divide(Decimal(a.months), _dec(b))))
+        if ta is YearMonthDuration and tb is YearMonthDuration:
+            return number_result(DEC.divide(Decimal(a.months), Decimal(b.months)))
+    except (ArithmeticError, ValueError, OverflowError, ZeroDivisionError):
+        return None
+    return None
+
+
+def power(a: Any, b: Any) -> Any:
+    ta, tb = type(a), type(b)
+    if not ((ta is int or ta is Decimal) and (tb is int or tb is Decimal)):
+        return None
+    try:
+        if ta is int and tb is int and 0 <= b <= 10_000:
+            return a**b
+        return number_result(DEC.power(_dec(a), _dec(b)))
+    except (ArithmeticError, ValueError, OverflowError):
+        return None
+
+
+def to_plain(value: Any) -> Any:
+    """An internal FEEL value as plain Python: Decimal -> int (whole) or float; containers recursively."""
+    t = type(value)
+    if t is Decimal:
+        if value == value.to_integral_value():
+            return int(value)
+        return float(value)
+    if t is list:
+        return [to_plain(v) for v in value]
+    if t is dict:
+        return {k: to_plain(v) for k, v in value.items()}
+    if t is Range:
+        return str(value)
+    return value
+
+
+def to_json(value: Any) -> Any:
+    """Any value the engine produces, as JSON-serialisable data.
+
+    Dates, times, date-times and durations become ISO 8601 strings; Decimals become int (when whole)
+    or float; tuples become lists; mapping keys become strings.
+    """
+    if value is None or isinstance(value, (bool, str, int)):
+        return value
+    if isinstance(value, float):
+        return None if math.isnan(value) or math.isinf(value) else value
+    if isinstance(value, Decimal):
+        return to_plain(value)
+    if isinstance(value, (date, time, timedelta, YearMonthDuration)):
+        return format_temporal(value)
+    if isinstance(value, Mapping):
+        return {str(k): to_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [to_json(v) for v in value]
+    if isinstance(value, Range):
+        return str(value)
+    if hasattr(value, "as_dict"):
+        return to_json(value.as_dict())
+    return str(value)
+
+
+def type_name(value: Any) -> str:
+    """FEEL's name for the type of a value, for messages."""
+    t = type(value)
+    if value is None:
+        return "null"
+    if t is bool:
+        return "boolean"
+    if t in (int, Decimal, float):
+        return "number"
+    if t is str:
+        return "string"
+    if t is datetime:
+        return "date and time"
+    if t is date:
+        return "date"
+    if t is time:
+        return "time"
+    if t is timedelta:
+        return "days and time duration"
+    if t is YearMonthDuration:
+        return "years and months duration"
+    if t is list:
+        return "list"
+    if isinstance(value, Mapping):
+        return "context"
+    if t is Range:
+        return "range"
+    return t.__name__
+
+
+def show(value: Any) -> str:
+    """A value as FEEL would write it, for messages: ``"git"``, ``5``, ``null``, ``date("2024-01-01")``."""
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    t = type(value)
+    if t is str:
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if t in (int, Decimal, float):
+        return str(to_plain(value))
+    if t is date:
+        return f'date("{value.isoformat()}")'
+    if t is datetime:
+        return f'date and time("{value.isoformat()}")'
+    if t is time:
+        return f'time("{value.isoformat()}")'
+    if t in (timedelta, YearMonthDuration):
+        return f'duration("{format_temporal(value)}")'
+    if t is list:
+        return "[" + ", ".join(show(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k}: {show(v)}" for k, v in value.items()) + "}"
+    return str(value)

@@ -1,0 +1,45 @@
+"""FEEL in the process model: gateway conditions and timer expressions.
+
+Modelers write the same FEEL in ``conditionExpression`` and timer definitions as in the decision
+tables (``error != null``, ``retry.action = "retry"``). A Camunda 7 style ``${...}`` wrapper is
+accepted and removed. Each text is compiled once, when the model loads; a text that does not compile
+is a model problem, reported before any task is claimed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from engine.dmn import FeelSyntaxError, compile_expression, to_json
+
+Compiled = Callable[[Mapping[str, Any]], Any]
+
+
+def unwrap(text: str) -> str:
+    text = text.strip()
+    if text.startswith("${") and text.endswith("}"):
+        return text[2:-1].strip()
+    if text.startswith("=") and not text.startswith("=="):
+        return text[1:].strip()  # Camunda 8 marks FEEL with a leading '='
+    return text
+
+
+def is_expression(text: str) -> bool:
+    """Whether a camunda:inputParameter/outputParameter text is an expression (``${...}``), not a string."""
+    return text.strip().startswith("${") and text.strip().endswith("}")
+
+
+def compile_feel(text: str) -> Compiled:
+    """Compile one process expression; ``FeelSyntaxError`` when it does not parse."""
+    return compile_expression(unwrap(text))
+
+
+def result_for_spiff(value: Any) -> Any:
+    """FEEL values as SpiffWorkflow expects them: durations as ISO 8601 text, numbers as int/float."""
+    return to_json(value) if isinstance(value, timedelta | Decimal) else value
+
+
+__all__ = ["Compiled", "FeelSyntaxError", "compile_feel", "is_expression", "result_for_spiff", "unwrap"]

@@ -1,0 +1,207 @@
+"""`engine run` end to end: real queue, real SpiffWorkflow, real plugins, real git."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from tests.conftest import engine, install_test_plugin
+
+
+def files(ws, folder):
+    return sorted(p.name for p in (ws / ".tasks" / folder).iterdir())
+
+
+def ledger_entries(ws):
+    return [json.loads(x) for x in (ws / ".engine" / "ledger" / "ledger.jsonl").read_text().splitlines()]
+
+
+def put(ws, name, *tasks):
+    path = ws / ".tasks" / "inbox" / name
+    path.write_text("".join((t if isinstance(t, str) else json.dumps(t)) + "\n" for t in tasks))
+
+
+def test_example_workspace_drains_and_the_ledger_verifies(example_ws):
+    proc = engine("run", "--drain", cwd=example_ws, check=0)
+    assert "2 file(s) done, 0 failed" in proc.stdout
+    assert files(example_ws, "done") == ["001-inspect.jsonl", "001-inspect.jsonl.result.json",
+                                         "002-normalize.jsonl", "002-normalize.jsonl.result.json"]
+    for folder in ("inbox", "processing", "failed", "quarantine"):
+        assert files(example_ws, folder) == []
+    engine("ledger", "verify", cwd=example_ws, check=0)
+
+    entries = ledger_entries(example_ws)
+    executes = {e["record"]["task_id"]: e["record"] for e in entries if e["record"].get("step") == "Task_execute"}
+    assert executes["inspect-log"]["plugin"]["id"] == "git-inspector"
+    assert executes["inspect-log"]["plugin"]["operation"] == "log"
+    assert executes["inspect-diff"]["plugin"]["operation"] == "diff"
+    assert executes["normalize-readme"]["plugin"]["id"] == "task-parser"
+    selections = [e["record"] for e in entries if e["record"].get("step") == "Task_select_plugin"]
+    assert {s["decision"]["result"] for s in selections} == {"git-inspector", "task-parser"}
+    assert all(s["decision"]["matched_rules"] for s in selections)
+    models = {json.dumps(e["record"]["models"]) for e in entries if "models" in e["record"]}
+    assert len(models) == 1  # every entry names the same BPMN and DMN hashes
+    assert {e["envelope"]["run_id"] for e in entries} and all(e["envelope"]["run_id"] for e in entries)
+    queue = [e["record"]["transition"] for e in entries if e["record"]["kind"] == "queue"]
+    assert queue.count("inbox->processing") == 2 and queue.count("processing->done") == 2
+
+
+def test_status_shows_counts_and_runs(example_ws):
+    engine("run", "--drain", cwd=example_ws, check=0)
+    proc = engine("status", "--json", cwd=example_ws, check=0)
+    body = json.loads(proc.stdout)
+    assert body["queue"]["done"] == 2 and body["queue"]["inbox"] == 0
+    assert body["runs"][-1]["state"] == "finished"
+
+
+def test_malformed_line_sends_its_file_to_failed_and_the_rest_drains(example_ws):
+    put(example_ws, "003-bad.jsonl", {"id": "ok-1", "tool": "git", "repo": "example-repo"}, "{oops",
+        {"id": "no-tool", "repo": "example-repo"})
+    before = len(files(example_ws, "inbox"))
+    proc = engine("run", "--drain", cwd=example_ws, check=1)
+    assert "1 failed" in proc.stdout
+    assert files(example_ws, "failed") == ["003-bad.jsonl", "003-bad.jsonl.error.json"]
+    report = json.loads((example_ws / ".tasks" / "failed" / "003-bad.jsonl.error.json").read_text())
+    assert [(p["line"], p.get("path")) for p in report["problems"]] == [(2, None), (3, "$")]
+    assert "tool" in report["problems"][1]["message"]
+    assert len([f for f in files(example_ws, "done") if f.endswith(".jsonl")]) == before - 1
+    # nothing was run from the bad file, and nothing was lost
+    assert (example_ws / ".tasks" / "failed" / "003-bad.jsonl").read_text().count("\n") == 3
+    entries = ledger_entries(example_ws)
+    assert not [e for e in entries if e["record"].get("task_id") == "ok-1"]
+    engine("ledger", "verify", cwd=example_ws, check=0)
+
+
+def test_a_failing_task_stops_its_file_with_the_reason(example_ws):
+    put(example_ws, "004-missing-repo.jsonl", {"id": "good", "tool": "git", "repo": "example-repo"},
+        {"id": "bad", "tool": "git", "repo": "no-such-repo"}, {"id": "after", "tool": "git", "repo": "example-repo"})
+    engine("run", "--drain", cwd=example_ws, check=1)
+    report = json.loads((example_ws / ".tasks" / "failed" / "004-missing-repo.jsonl.error.json").read_text())
+    assert [t["status"] for t in report["tasks"]] == ["done", "failed"]
+    assert report["tasks"][1]["end_event"] == "EndEvent_no_repo"
+    assert "no-such-repo" in report["reason"] and "does not exist" in report["reason"]
+    assert report["not_run_lines"] == [3]
+
+
+def test_unknown_tool_ends_on_the_no_plugin_path(example_ws):
+    put(example_ws, "005-unknown.jsonl", {"id": "x", "tool": "teleport", "repo": "example-repo"})
+    engine("run", "--drain", cwd=example_ws, check=1)
+    report = json.loads((example_ws / ".tasks" / "failed" / "005-unknown.jsonl.error.json").read_text())
+    assert report["tasks"][0]["end_event"] == "EndEvent_no_plugin"
+    assert "No plugin for tool" in report["reason"]
+
+
+def test_editing_the_decision_table_changes_the_dispatch(example_ws):
+    dmn = example_ws / "process" / "decisions.dmn"
+    text = dmn.read_text()
+    assert text.count('"git-inspector"') == 1
+    dmn.write_text(text.replace('"git-inspector"', '"task-parser"'))
+    put(example_ws, "000-first.jsonl", {"id": "routed", "tool": "git", "repo": "example-repo"})
+    engine("run", "--drain", cwd=example_ws)
+    executes = [e["record"] for e in ledger_entries(example_ws)
+                if e["record"].get("step") == "Task_execute" and e["record"]["task_id"] == "routed"]
+    assert executes[0]["plugin"]["id"] == "task-parser"
+    assert executes[0]["status"] == "completed"
+
+
+def test_a_bad_model_is_refused_before_any_task_is_claimed(example_ws):
+    bpmn = example_ws / "process" / "orchestration.bpmn"
+    bpmn.write_text(bpmn.read_text().replace('camunda:topic="dispatch"', 'camunda:topic="dispach"'))
+    proc = engine("run", "--drain", cwd=example_ws, check=3)
+    assert "dispach" in proc.stderr
+    assert files(example_ws, "processing") == [] and len(files(example_ws, "inbox")) == 2
+    assert not (example_ws / ".engine" / "ledger" / "ledger.jsonl").exists()
+
+
+def tamper(ws, how):
+    path = ws / ".engine" / "ledger" / "ledger.jsonl"
+    rows = path.read_text().splitlines()
+    if how == "edit":
+        entry = json.loads(rows[4])
+        entry["record"]["status"] = "forged"
+        rows[4] = json.dumps(entry, separators=(",", ":"), sort_keys=True)
+    elif how == "delete":
+        del rows[4]
+    else:
+        rows[4], rows[5] = rows[5], rows[4]
+    path.write_text("\n".join(rows) + "\n")
+
+
+def test_tampered_ledger_fails_verify_naming_the_entry(example_ws, tmp_path):
+    engine("run", "--drain", cwd=example_ws, check=0)
+    original = (example_ws / ".engine" / "ledger" / "ledger.jsonl").read_text()
+    for how in ("edit", "delete", "swap"):
+        (example_ws / ".engine" / "ledger" / "ledger.jsonl").write_text(original)
+        tamper(example_ws, how)
+        proc = engine("ledger", "verify", cwd=example_ws, check=4)
+        assert "ledger.jsonl:5: entry seq" in proc.stderr, (how, proc.stderr)
+
+
+def test_workspace_option_and_env(example_ws, tmp_path):
+    engine("--workspace", example_ws, "status", cwd=tmp_path, check=0)
+    engine("status", cwd=tmp_path, env={"ENGINE_WORKSPACE": str(example_ws)}, check=0)
+    proc = engine("status", cwd=tmp_path, check=5)
+    assert "not an engine workspace" in proc.stderr and "engine init" in proc.stderr
+
+
+def test_sigkill_mid_run_then_restart_loses_nothing(example_ws):
+    install_test_plugin(example_ws, "sleeper", tool="sleep")
+    names = []
+    for i in range(6):
+        name = f"1{i:02d}-slow.jsonl"
+        names.append(name)
+        put(example_ws, name, *({"id": f"s{i}-{j}", "tool": "sleep", "repo": "example-repo",
+                                 "args": {"seconds": 0.15}} for j in range(3)))
+    env = {k: v for k, v in os.environ.items() if k != "ENGINE_WORKSPACE"}
+    worker = subprocess.Popen([sys.executable, "-m", "engine", "run", "--drain"], cwd=example_ws, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    processing = example_ws / ".tasks" / "processing"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # kill once a file is half done
+        progress = list(processing.glob("1*-slow.jsonl.progress.jsonl"))
+        if progress and progress[0].read_text().count("\n") >= 1:
+            break
+        time.sleep(0.02)
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.wait()
+    assert [p.name for p in processing.glob("*.jsonl") if not p.name.endswith("progress.jsonl")], \
+        "the worker was not killed mid-file"
+
+    engine("run", "--drain", cwd=example_ws, check=0)
+    ended = {f for folder in ("done", "failed", "quarantine") for f in files(example_ws, folder)
+             if f.endswith(".jsonl")}
+    assert set(names) | {"001-inspect.jsonl", "002-normalize.jsonl"} == ended
+    assert [f for f in files(example_ws, "processing") if not f.endswith(".lease")] == []
+    assert files(example_ws, "inbox") == []
+    engine("ledger", "verify", cwd=example_ws, check=0)
+    recovered = [e for e in ledger_entries(example_ws) if e["record"].get("status") == "recovered"]
+    assert len(recovered) == 1
+    # the recovered file resumed after its last finished line: every task finished, and only the one
+    # in flight at the kill may have run twice (at-least-once)
+    finished = [e["record"]["task_id"] for e in ledger_entries(example_ws)
+                if e["record"]["kind"] == "run" and e["record"]["status"] == "done"]
+    assert len(set(finished)) == 6 * 3 + 4
+    assert len(finished) - len(set(finished)) <= 1
+
+
+def test_polling_worker_picks_up_new_files_and_stops_cleanly_on_sigterm(example_ws):
+    env = {k: v for k, v in os.environ.items() if k != "ENGINE_WORKSPACE"}
+    worker = subprocess.Popen([sys.executable, "-m", "engine", "run", "--poll", "0.1"], cwd=example_ws, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    done = example_ws / ".tasks" / "done"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list(done.glob("*.jsonl"))) < 2:
+        time.sleep(0.05)
+    put(example_ws, "009-late.jsonl", {"id": "late", "tool": "git", "repo": "example-repo"})
+    while time.monotonic() < deadline and not (done / "009-late.jsonl").exists():
+        time.sleep(0.05)
+    assert (done / "009-late.jsonl").exists(), "the polling worker did not pick up a new file"
+    worker.send_signal(signal.SIGTERM)
+    stdout, stderr = worker.communicate(timeout=30)
+    assert worker.returncode == 0, stderr
+    assert "SIGTERM: finishing the current task, then stopping" in stderr
+    assert "3 file(s) done" in stdout and "(stopped by signal)" in stdout
+    body = json.loads(engine("status", "--json", cwd=example_ws, check=0).stdout)
+    assert body["runs"][-1]["state"] == "interrupted" and body["workers"] == []

@@ -1,0 +1,110 @@
+"""`engine validate` on the shipped models and on broken copies of them."""
+
+import re
+
+import pytest
+
+from engine.bundled import bundled
+from tests.conftest import engine
+
+SHIPPED = bundled("process")
+
+
+def broken_copy(tmp_path, old, new, name="orchestration.bpmn"):
+    text = (SHIPPED / name).read_text()
+    assert old in text, f"fixture drifted: {old!r} not in {name}"
+    path = tmp_path / name
+    path.write_text(text.replace(old, new, 1))
+    return path
+
+
+def line_of(path, needle):
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if needle in line:
+            return number
+    raise AssertionError(needle)
+
+
+def test_shipped_models_are_valid(tmp_path):
+    proc = engine("validate", cwd=tmp_path, check=0)
+    assert "models ok" in proc.stdout
+
+
+def test_topic_naming_no_plugin_is_reported_with_a_suggestion(tmp_path):
+    bpmn = broken_copy(tmp_path, 'camunda:topic="git-inspector.status"', 'camunda:topic="git-inspectr.status"')
+    proc = engine("validate", "--bpmn", bpmn, cwd=tmp_path, check=3)
+    line = line_of(bpmn, "git-inspectr")
+    assert f"{bpmn}:{line} serviceTask Task_acquire 'Acquire repository state': names topic " \
+           "'git-inspectr.status': no such plugin. Did you mean 'git-inspector.status'?" in proc.stdout
+
+
+def test_unknown_operation_is_reported(tmp_path):
+    bpmn = broken_copy(tmp_path, 'camunda:topic="git-inspector.status"', 'camunda:topic="git-inspector.stat"')
+    proc = engine("validate", "--bpmn", bpmn, cwd=tmp_path, check=3)
+    assert "plugin 'git-inspector' has no operation 'stat'. Did you mean 'git-inspector.status'?" in proc.stdout
+
+
+def test_missing_di_shape_is_reported(tmp_path):
+    bpmn = broken_copy(tmp_path, 'bpmnElement="Task_execute"', 'bpmnElement="Task_nothing"')
+    proc = engine("validate", "--bpmn", bpmn, cwd=tmp_path, check=3)
+    line = line_of(bpmn, 'id="Task_execute"')
+    assert f"{bpmn}:{line} serviceTask Task_execute 'Execute': has no BPMNShape" in proc.stdout
+
+
+def test_missing_di_edge_is_reported(tmp_path):
+    bpmn = broken_copy(tmp_path, 'bpmnElement="Flow_no_plugin"', 'bpmnElement="Flow_nothing"')
+    proc = engine("validate", "--bpmn", bpmn, cwd=tmp_path, check=3)
+    assert re.search(r"orchestration\.bpmn:\d+ sequenceFlow Flow_no_plugin 'no': has no BPMNEdge", proc.stdout)
+
+
+def test_decision_ref_to_nothing_is_reported(tmp_path):
+    bpmn = broken_copy(tmp_path, 'camunda:decisionRef="select_plugin"', 'camunda:decisionRef="select_plugins"')
+    proc = engine("validate", "--bpmn", bpmn, cwd=tmp_path, check=3)
+    line = line_of(bpmn, "select_plugins")
+    assert f"{bpmn}:{line} businessRuleTask Task_select_plugin 'Select plugin': names decisionRef " \
+           "'select_plugins': no such decision in decisions.dmn. Did you mean 'select_plugin'?" in proc.stdout
+
+
+def test_invalid_xml_names_the_line(tmp_path, data_dir):
+    bpmn = data_dir / "process" / "invalid_xml.bpmn"
+    proc = engine("validate", "--bpmn", bpmn, cwd=tmp_path, check=3)
+    assert re.search(rf"{re.escape(str(bpmn))}:5: invalid XML: .*startEvent", proc.stdout)
+
+
+def test_several_problems_are_reported_at_once_one_line_each(tmp_path):
+    bpmn = broken_copy(tmp_path, 'camunda:topic="git-inspector.status"', 'camunda:topic="nope"')
+    text = bpmn.read_text().replace('camunda:decisionRef="select_plugin"', 'camunda:decisionRef="nothing"')
+    bpmn.write_text(text.replace('bpmnElement="Task_execute"', 'bpmnElement="Task_x"'))
+    proc = engine("validate", "--bpmn", bpmn, cwd=tmp_path, check=3)
+    problem_lines = [x for x in proc.stdout.splitlines() if x.startswith(str(bpmn))]
+    assert len(problem_lines) == 3, proc.stdout
+    assert "3 problem(s)" in proc.stderr
+
+
+def test_xsd_violation_is_reported(tmp_path):
+    bpmn = broken_copy(tmp_path, '<bpmn:task id="Task_commit_ledger"', '<bpmn:taks id="Task_commit_ledger"')
+    text = bpmn.read_text().replace("</bpmn:task>", "</bpmn:taks>")
+    bpmn.write_text(text)
+    proc = engine("validate", "--bpmn", bpmn, cwd=tmp_path, check=3)
+    assert "XSD:" in proc.stdout and "taks" in proc.stdout
+
+
+@pytest.mark.parametrize("cell", ['"git" "x"'])
+def test_bad_dmn_cell_is_reported_at_validate(tmp_path, cell):
+    dmn = broken_copy(tmp_path, "<text>\"git\"</text>", f"<text>{cell}</text>", name="decisions.dmn")
+    proc = engine("validate", "--dmn", dmn, cwd=tmp_path, check=3)
+    assert "select_plugin" in proc.stdout and str(dmn) in proc.stdout
+
+
+def test_dmn_decision_without_shape_is_reported(tmp_path):
+    dmn = broken_copy(tmp_path, 'dmnElementRef="gate_tier"', 'dmnElementRef="gate_tiers"', name="decisions.dmn")
+    proc = engine("validate", "--dmn", dmn, cwd=tmp_path, check=3)
+    assert re.search(r"decisions\.dmn:\d+ decision gate_tier 'Quality Gate Tier': has no DMNShape", proc.stdout)
+
+
+def test_condition_that_is_not_feel_is_reported(tmp_path):
+    bpmn = broken_copy(tmp_path, ">plugin = null<", ">plugin = = null<")
+    proc = engine("validate", "--bpmn", bpmn, cwd=tmp_path, check=3)
+    line = line_of(bpmn, "plugin = = null")
+    assert f"{bpmn}:{line} sequenceFlow Flow_no_plugin 'no': conditionExpression 'plugin = = null' is not " \
+           "valid FEEL" in proc.stdout

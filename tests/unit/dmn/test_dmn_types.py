@@ -1,0 +1,158 @@
+"""typeRef, inputValues and outputValues at evaluation, and coerce_inputs for `engine decide --input`."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+
+import pytest
+
+from engine import dmn
+from engine.dmn import YearMonthDuration, to_json
+from engine.errors import DecisionError
+
+DATA = Path(__file__).resolve().parents[2] / "data" / "dmn"
+
+
+@pytest.fixture(scope="module")
+def model() -> dmn.DecisionModel:
+    return dmn.load(DATA / "types_and_values.dmn")
+
+
+def hits(model: dmn.DecisionModel, **ctx: object) -> list[str]:
+    return model.evaluate("typed_inputs", ctx).value  # type: ignore[no-any-return]
+
+
+def test_strings_from_json_become_dates_times_and_durations_by_type_ref(model):
+    assert hits(model, start="2024-02-01") == ["start after new year"]
+    assert hits(model, at="09:15:00") == ["morning"]
+    assert hits(model, deadline="2024-06-01T12:00:00") == ["deadline in 2024"]
+    assert hits(model, grace="P2D") == ["grace of a day or more"]
+    assert hits(model, term="P1Y1M") == ["term over a year"]
+
+
+def test_python_temporal_values_are_accepted_as_they_are(model):
+    assert hits(model, start=date(2024, 2, 1), at=time(8), grace=timedelta(days=3)) == [
+        "start after new year", "morning", "grace of a day or more"]
+    assert hits(model, deadline=datetime(2025, 1, 1)) == []  # the range is half open
+    assert hits(model, term=YearMonthDuration(12)) == []
+
+
+def test_numbers_integers_doubles_and_booleans(model):
+    assert hits(model, count=3, ratio=0.5, flag=True, size=2_000_000) == [
+        "more than two", "ratio one half", "flagged", "big"]
+    assert hits(model, count=3.0) == ["more than two"]  # a whole float is an integer
+    assert hits(model, count="3") == ["more than two"]  # so is a numeric string
+
+
+@pytest.mark.parametrize(("variable", "value", "expected"), [
+    ("start", "31/01/2024", "Start date"),
+    ("start", 20240101, "Start date"),
+    ("count", 2.5, "Count"),
+    ("flag", "maybe", "Flag"),
+    ("ratio", "half", "Ratio"),
+    ("grace", "P1Y", "Grace"),  # a years-months duration is not a days-time duration
+])
+def test_a_value_that_does_not_fit_the_type_is_an_error_naming_the_input(model, variable, value, expected):
+    with pytest.raises(DecisionError) as info:
+        model.evaluate("typed_inputs", {variable: value})
+    assert f"input '{expected}'" in str(info.value)
+    assert "types_and_values.dmn" in str(info.value) and "typed_inputs" in str(info.value)
+
+
+def test_output_type_ref_converts_and_checks(model):
+    assert model.evaluate("typed_output", {}).value == date(2024, 3, 1)
+    with pytest.raises(DecisionError, match=r"output 'count' of rule says_text: expected number, got string \"many\""):
+        model.evaluate("output_type_mismatch", {})
+
+
+def test_input_values_are_enforced(model):
+    assert model.evaluate("input_values", {"colour": "red", "percent": 50}).value is True
+    assert model.evaluate("input_values", {"colour": None, "percent": None}).value is True  # null is no value
+    with pytest.raises(DecisionError, match=r"input 'Colour' \(colour\) is \"purple\", which is not among its "
+                                            r"allowed values \"red\",\"green\",\"blue\""):
+        model.evaluate("input_values", {"colour": "purple", "percent": 50})
+    with pytest.raises(DecisionError, match=r"input 'Percent' \(percent\) is 101"):
+        model.evaluate("input_values", {"colour": "red", "percent": 101})
+
+
+def test_output_values_are_enforced(model):
+    assert model.evaluate("output_values", {"amount": 1}).value == "A"
+    with pytest.raises(DecisionError) as info:
+        model.evaluate("output_values", {"amount": 50})
+    assert 'output \'grade\' of rule grade_z is "Z", which is not among its output values "A","B"' in str(info.value)
+    assert info.value.rules == ["grade_z"]
+
+
+def test_to_json_gives_iso_strings_and_plain_numbers():
+    assert to_json({"d": date(2024, 1, 2), "t": time(10, 0), "dt": datetime(2024, 1, 2, 3, 4, 5),
+                    "dur": timedelta(days=1, hours=2, minutes=3, seconds=4.5), "ym": YearMonthDuration(14),
+                    "neg": -timedelta(hours=1), "zero": timedelta(0), "items": (1, 2.5)}) == {
+        "d": "2024-01-02", "t": "10:00:00", "dt": "2024-01-02T03:04:05", "dur": "P1DT2H3M4.5S", "ym": "P1Y2M",
+        "neg": "-PT1H", "zero": "PT0S", "items": [1, 2.5]}
+
+
+# ---- coerce_inputs: what `engine decide --input name=value` hands over ---------------------------------
+
+
+def test_coerce_by_label_expression_and_path(model):
+    typed = model.decision("typed_inputs")
+    ctx = typed.coerce_inputs({"Start date": "2024-02-01", "at": "09:00:00", "Deadline": "2024-06-01T00:00:00",
+                               "Grace": "P1D", "Term": "P2Y", "Count": "3", "Ratio": "0.5", "Flag": "true",
+                               "Size": "7"})
+    assert ctx == {"start": date(2024, 2, 1), "at": time(9), "deadline": datetime(2024, 6, 1),
+                   "grace": timedelta(days=1), "term": YearMonthDuration(24), "count": 3, "ratio": 0.5,
+                   "flag": True, "size": 7}
+    assert model.evaluate("typed_inputs", ctx).value == [
+        "start after new year", "morning", "deadline in 2024", "grace of a day or more", "term over a year",
+        "more than two", "ratio one half", "flagged"]
+
+
+def test_coerce_bad_value_names_the_input_and_type(model):
+    with pytest.raises(DecisionError, match=r"input 'Count' \(integer\): cannot use 'three'"):
+        model.decision("typed_inputs").coerce_inputs({"Count": "three"})
+    with pytest.raises(DecisionError, match=r"input 'Start date' \(date\): cannot use '2024-02-30'"):
+        model.decision("typed_inputs").coerce_inputs({"Start date": "2024-02-30"})
+
+
+def test_coerce_unknown_key_suggests_the_closest(model):
+    with pytest.raises(DecisionError, match="no input or variable called 'Colur'. Did you mean 'Colour'?"):
+        model.decision("input_values").coerce_inputs({"Colur": "red"})
+
+
+def test_coerce_with_spaces_paths_and_camunda_input_variable():
+    drg = dmn.load(DATA / "several_decisions.dmn")
+    assert drg.decision("risk_level").coerce_inputs({"Applicant Age": "19"}) == {"Applicant Age": 19}
+    # inputs of required decisions are accepted too
+    ctx = drg.decision("approval_by_name").coerce_inputs({"Applicant Age": "40"})
+    assert drg.evaluate("approval_by_name", ctx).value is True
+    camunda = dmn.load(DATA / "dmn11_camunda.dmn").decision("dish")
+    assert camunda.coerce_inputs({"currentSeason": "Fall", "How many guests": "4"}) == {
+        "season": "Fall", "guestCount": 4}
+
+
+def test_item_definitions_as_type_refs(make_dmn):
+    body = """
+<itemDefinition name="tPercent"><typeRef>number</typeRef>
+  <allowedValues><text>[0..100]</text></allowedValues></itemDefinition>
+<itemDefinition name="tTags" isCollection="true"><typeRef>string</typeRef></itemDefinition>
+<decision id="d" name="D"><decisionTable hitPolicy="FIRST">
+  <input label="Load"><inputExpression typeRef="tPercent"><text>load</text></inputExpression></input>
+  <input label="Tags"><inputExpression typeRef="tTags"><text>tags</text></inputExpression></input>
+  <output name="o" typeRef="string"/>
+  <rule><inputEntry><text>&gt; 90</text></inputEntry><inputEntry><text>-</text></inputEntry>
+        <outputEntry><text>"hot"</text></outputEntry></rule>
+  <rule><inputEntry><text>-</text></inputEntry><inputEntry><text>list contains(?, "x")</text></inputEntry>
+        <outputEntry><text>"tagged"</text></outputEntry></rule>
+</decisionTable></decision>"""
+    model = dmn.load(make_dmn(body), filename="items.dmn")
+    assert model.evaluate("d", {"load": 95, "tags": []}).value == "hot"
+    assert model.evaluate("d", {"load": 5, "tags": ["x"]}).value == "tagged"
+    with pytest.raises(DecisionError, match="150 is not one of the allowed values of tPercent: \\[0..100\\]"):
+        model.evaluate("d", {"load": 150, "tags": []})
+    with pytest.raises(DecisionError, match="input 'Tags'.*expected a list of tTags"):
+        model.evaluate("d", {"load": 5, "tags": "x"})
+    with pytest.raises(DecisionError, match="input 'Tags'.*expected string, got number 3"):
+        model.evaluate("d", {"load": 5, "tags": ["x", 3]})
+    assert model.decision("d").coerce_inputs({"Tags": '["a", "b"]', "Load": "50"}) == {
+        "tags": ["a", "b"], "load": 50}
