@@ -204,14 +204,16 @@ class _Checker:
         return outcomes
 
     def check_dmndi(self, root: Any) -> None:
-        """Every decision needs a DMNShape, or Camunda Modeler's DRD leaves it out."""
+        """With DMNDI, every decision needs a DMNShape, or Camunda Modeler's DRD leaves it out.
+
+        A file without any DMNDI (older Modeler versions, other tools) still opens: the Modeler lays the
+        diagram out itself, so that is not a problem here.
+        """
+        if not any(isinstance(s.tag, str) and etree.QName(s).localname == "DMNDI" for s in root):
+            return
         shapes = {s.get("dmnElementRef") for s in root.iter() if isinstance(s.tag, str)
                   and etree.QName(s).localname == "DMNShape"}
         decisions = [d for d in root if isinstance(d.tag, str) and etree.QName(d).localname == "decision"]
-        if not any(isinstance(s.tag, str) and etree.QName(s).localname == "DMNDI" for s in root):
-            self.add("has no DMNDI: Camunda Modeler shows no decision requirements diagram and rewrites the "
-                     "file on first save", self.dmn_path, line=root.sourceline)
-            return
         for decision in decisions:
             if decision.get("id") not in shapes:
                 self.add("has no DMNShape (diagram interchange): it is invisible in the decision requirements "
