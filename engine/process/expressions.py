@@ -8,6 +8,8 @@ is a model problem, reported before any task is claimed.
 
 from __future__ import annotations
 
+import contextlib
+import re
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from decimal import Decimal
@@ -32,9 +34,61 @@ def is_expression(text: str) -> bool:
     return text.strip().startswith("${") and text.strip().endswith("}")
 
 
+_JUEL_OPERATORS = {"==": "=", "&&": " and ", "||": " or ", " eq ": " = ", " ne ": " != "}
+
+
+def from_juel(text: str) -> str:
+    """The operators Camunda 7 (JUEL) and SpiffWorkflow (Python) models use, in FEEL spelling.
+
+    ``a == 'x' && !done`` becomes ``a = "x" and not(done)``. Only the operators and quotes that the
+    three languages spell differently are rewritten, outside string literals; anything else is left
+    for the FEEL parser to accept or reject.
+    """
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch in "'\"":  # a string literal, copied with FEEL's double quotes
+            end = text.find(ch, i + 1)
+            end = len(text) if end < 0 else end
+            out.append('"' + text[i + 1:end].replace('"', '\\"') + '"')
+            i = end + 1
+            continue
+        for juel, feel in _JUEL_OPERATORS.items():
+            if text.startswith(juel, i):
+                out.append(feel)
+                i += len(juel)
+                break
+        else:
+            if ch == "!" and not text.startswith("!=", i):
+                operand = re.match(r"\s*(\([^()]*\)|[A-Za-z_][\w.]*)", text[i + 1:])
+                if operand:
+                    inner = operand.group(1)
+                    inner = inner[1:-1] if inner.startswith("(") else inner
+                    out.append(f"not({from_juel(inner)})")
+                    i += 1 + operand.end()
+                    continue
+            out.append(ch)
+            i += 1
+    return "".join(out)
+
+
 def compile_feel(text: str) -> Compiled:
-    """Compile one process expression; ``FeelSyntaxError`` when it does not parse."""
-    return compile_expression(unwrap(text))
+    """Compile one process expression; ``FeelSyntaxError`` when it does not parse.
+
+    Text that is not FEEL but uses JUEL or Python spellings of comparison and logic (``==``, ``&&``,
+    ``||``, ``!``, single quotes) is compiled in its FEEL spelling, so models from Camunda 7 and
+    SpiffWorkflow keep working; the error reported is the FEEL one.
+    """
+    body = unwrap(text)
+    try:
+        return compile_expression(body)
+    except FeelSyntaxError:
+        translated = from_juel(body)
+        if translated != body:
+            with contextlib.suppress(FeelSyntaxError):
+                return compile_expression(translated)
+        raise
 
 
 def result_for_spiff(value: Any) -> Any:
@@ -42,4 +96,4 @@ def result_for_spiff(value: Any) -> Any:
     return to_json(value) if isinstance(value, timedelta | Decimal) else value
 
 
-__all__ = ["Compiled", "FeelSyntaxError", "compile_feel", "is_expression", "result_for_spiff", "unwrap"]
+__all__ = ["Compiled", "FeelSyntaxError", "compile_feel", "from_juel", "is_expression", "result_for_spiff", "unwrap"]
