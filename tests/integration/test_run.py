@@ -205,3 +205,49 @@ def test_polling_worker_picks_up_new_files_and_stops_cleanly_on_sigterm(example_
     assert "3 file(s) done" in stdout and "(stopped by signal)" in stdout
     body = json.loads(engine("status", "--json", cwd=example_ws, check=0).stdout)
     assert body["runs"][-1]["state"] == "interrupted" and body["workers"] == []
+
+
+def test_bad_input_files_go_to_failed_with_reasons(example_ws):
+    inbox = example_ws / ".tasks" / "inbox"
+    (inbox / "010-binary.jsonl").write_bytes(b"\xff\xfe\x00garbage\n")
+    (inbox / "011-array.jsonl").write_text('["id", "tool"]\n')
+    (inbox / "012-empty.jsonl").write_text("\n\n")
+    (inbox / "013-dir.jsonl").mkdir()  # not a file: left alone
+    engine("run", "--drain", cwd=example_ws, check=1)
+    reports = {name: json.loads((example_ws / ".tasks" / "failed" / f"{name}.error.json").read_text())
+               for name in ("010-binary.jsonl", "011-array.jsonl", "012-empty.jsonl")}
+    assert "not UTF-8" in reports["010-binary.jsonl"]["problems"][0]["message"]
+    assert reports["011-array.jsonl"]["problems"][0]["line"] == 1
+    assert "is not of type 'object'" in reports["011-array.jsonl"]["problems"][0]["message"]
+    assert reports["012-empty.jsonl"]["problems"][0]["message"] == "file holds no task"
+    assert (inbox / "013-dir.jsonl").is_dir()
+    assert (example_ws / ".tasks" / "failed" / "010-binary.jsonl").read_bytes() == b"\xff\xfe\x00garbage\n"
+
+
+def test_a_broken_plugin_is_refused_before_any_task_is_claimed(example_ws):
+    broken = example_ws / "plugins" / "broken"
+    broken.mkdir(parents=True)
+    (broken / "plugin.spec.json").write_text('{"id": "broken", "version": "x", "category": "nope", "operations": {}}')
+    (broken / "manifest.json").write_text('{"id": "broken"}')
+    proc = engine("run", "--drain", cwd=example_ws, check=6)
+    assert "plugin.spec.json" in proc.stderr and "$.category" in proc.stderr and "$.entry_point" not in proc.stderr
+    assert "manifest.json" in proc.stderr
+    assert len(files(example_ws, "inbox")) == 2 and files(example_ws, "processing") == []
+
+
+def test_a_model_written_in_camunda_modeler_style_runs(example_ws, data_dir):
+    """A pool with a lane, JUEL conditions, Modeler-generated ids: the workspace's own model runs."""
+    import shutil
+
+    shutil.copy(data_dir / "process" / "camunda7_pool_juel.bpmn", example_ws / "process" / "orchestration.bpmn")
+    put(example_ws, "020-unknown.jsonl", {"id": "u1", "tool": "nope", "repo": "example-repo"})
+    engine("validate", cwd=example_ws, check=0)
+    engine("run", "--drain", cwd=example_ws, check=1)
+    assert "001-inspect.jsonl" in files(example_ws, "done")
+    report = json.loads((example_ws / ".tasks" / "failed" / "020-unknown.jsonl.error.json").read_text())
+    assert report["tasks"][0]["end_event"] == "Event_1none"
+    steps = [e["record"]["step"] for e in ledger_entries(example_ws)
+             if e["record"].get("task_id") == "inspect-log" and e["record"]["kind"] == "step"]
+    assert steps == ["StartEvent_1", "Activity_0status", "Activity_1select", "Gateway_0found", "Activity_2run",
+                     "Event_0done"]
+    engine("ledger", "verify", cwd=example_ws, check=0)
