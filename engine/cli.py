@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
+import socket
 import sys
 import traceback
 from collections.abc import Sequence
@@ -143,7 +145,7 @@ def status(ctx: click.Context, as_json: bool) -> int:
         runs.append({"run_id": body["run_id"], "state": body["state"],
                      "files": {k: len(v) for k, v in body["files"].items()}, "tasks": body["tasks"]})
     workers = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(ws.state_dir.glob("worker-*.json"))]
-    workers = [w for w in workers if not w.get("stopped")]
+    workers = [w for w in workers if not w.get("stopped") and _alive(w)]
     if as_json:
         out.print_json(json.dumps({"workspace": str(ws.root), "queue": counts, "workers": workers, "runs": runs}))
         return ExitCode.OK
@@ -162,6 +164,20 @@ def status(ctx: click.Context, as_json: bool) -> int:
     else:
         out.print("no runs yet")
     return ExitCode.OK
+
+
+def _alive(worker: dict[str, Any]) -> bool:
+    """Whether a worker's heartbeat file belongs to a live process (workers killed hard leave theirs)."""
+    host, _, pid = str(worker.get("worker", "")).rpartition("-")
+    if host != socket.gethostname():
+        return True  # another machine's worker: its heartbeat time is all we know
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @cli.command()

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import SpiffWorkflowException, WorkflowException
 from SpiffWorkflow.util.task import TaskState
@@ -40,7 +41,7 @@ from engine.sdk import Context
 
 @dataclass
 class Outcome:
-    """How a task ended: ``status`` is done, failed or quarantine."""
+    """How a task ended: ``status`` is done, failed or quarantine (``interrupted`` when stopped mid-way)."""
 
     status: str
     reason: str | None = None
@@ -77,7 +78,7 @@ class RunContext:
 
 
 class _StepScriptEngine(PythonScriptEngine):  # type: ignore[misc]
-    """Spiff's script engine (Python conditions), with the engine's service and decision calls."""
+    """Spiff's script engine with FEEL expressions and the engine's service and decision calls."""
 
     def __init__(self, runner: TaskRunner) -> None:
         super().__init__()
@@ -216,7 +217,7 @@ class TaskRunner:
         self.steps += 1
 
     def execute(self, stop: Callable[[], bool] = lambda: False) -> Outcome:
-        self.steps = 0
+        """Run the process to an end event; wait through timers (checking ``stop``) but nothing else."""
         workflow = BpmnWorkflow(self.run.models.spec, self.run.models.subprocess_specs,
                                 script_engine=_StepScriptEngine(self))
         start = workflow.get_tasks(state=TaskState.READY)
@@ -231,8 +232,11 @@ class TaskRunner:
                     return Outcome("failed", "the process waits on a manual or user task, which engine run "
                                    "cannot complete", steps=self.steps)
                 waiting = workflow.get_tasks(state=TaskState.WAITING)
-                if not waiting:
-                    return Outcome("failed", "the process stopped without reaching an end event", steps=self.steps)
+                if not any(isinstance(getattr(t.task_spec, "event_definition", None), TimerEventDefinition)
+                           for t in waiting):
+                    names = ", ".join(sorted({t.task_spec.bpmn_id or t.task_spec.name for t in waiting})) or "none"
+                    return Outcome("failed", "the process stopped without reaching an end event, waiting on: "
+                                   f"{names} (engine run delivers no messages or signals)", steps=self.steps)
                 if stop():
                     return Outcome("interrupted", "stopped while waiting on a timer", steps=self.steps)
                 time.sleep(0.05)

@@ -168,6 +168,8 @@ def test_sigkill_mid_run_then_restart_loses_nothing(example_ws):
     worker.wait()
     assert [p.name for p in processing.glob("*.jsonl") if not p.name.endswith("progress.jsonl")], \
         "the worker was not killed mid-file"
+    status = json.loads(engine("status", "--json", cwd=example_ws, check=0).stdout)
+    assert status["workers"] == [] and status["queue"]["processing"] == 1  # the dead worker is not listed
 
     engine("run", "--drain", cwd=example_ws, check=0)
     ended = {f for folder in ("done", "failed", "quarantine") for f in files(example_ws, folder)
