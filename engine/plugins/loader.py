@@ -49,11 +49,12 @@ class LoadedPlugin:
 
 
 def source_digest(folder: Path) -> str:
-    """SHA-256 over the plugin's files (relative path and content), except the manifest and tests."""
+    """SHA-256 over the plugin's files (relative path and content): its contract and code, not its
+    manifest, documentation (``*.md``), tests or caches."""
     h = hashlib.sha256()
     for path in sorted(folder.rglob("*")):
         rel = path.relative_to(folder)
-        if not path.is_file() or rel.name == MANIFEST_FILE or path.suffix == ".pyc":
+        if not path.is_file() or rel.name == MANIFEST_FILE or path.suffix in (".pyc", ".md"):
             continue
         if any(part in _DIGEST_SKIP_DIRS for part in rel.parts):
             continue
