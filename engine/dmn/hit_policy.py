@@ -88,9 +88,9 @@ def select(decision: Decision, matched: list[Rule], outputs: Outputs,
         if policy in SINGLE_HIT:
             return (None if row is None else row_value(decision, row)), []
         if decision.aggregation == "COUNT":
-            return 0, []
+            return row_value(decision, (0,) * len(decision.outputs)), []
         if decision.aggregation is not None:
-            return (None if row is None else row[0]), []
+            return (None if row is None else row_value(decision, row)), []
         return ([] if row is None else [row_value(decision, row)]), []
 
     if policy == "FIRST":
@@ -118,7 +118,9 @@ def select(decision: Decision, matched: list[Rule], outputs: Outputs,
         return [row_value(decision, rows[i]) for i in order], [matched[i] for i in order]
     if policy == "RULE ORDER" or decision.aggregation is None:
         return [row_value(decision, row) for row in rows], matched
-    return _aggregate(decision, matched, [row[0] for row in rows]), matched
+    # Several outputs: each column is aggregated on its own (as the TCK's multi-output COLLECT cases do).
+    return row_value(decision, tuple(_aggregate(decision, matched, [row[i] for row in rows])
+                                     for i in range(len(decision.outputs)))), matched
 
 
 def _aggregate(decision: Decision, matched: list[Rule], values: list[Any]) -> Any:
@@ -140,10 +142,12 @@ def _aggregate(decision: Decision, matched: list[Rule], values: list[Any]) -> An
     best = present[0]
     for v in present[1:]:
         c = compare(v, best)
+        if c is None and equal(v, best) is True:
+            continue  # equal values need no order (MIN of [false, false] is false)
         if c is None:
             raise decision.error(f"COLLECT {agg} cannot order {show(best)} and {show(v)}", matched)
         if (agg == "MIN" and c < 0) or (agg == "MAX" and c > 0):
             best = v
-    if compare(best, best) is None:
+    if compare(best, best) is None and len(set(map(show, present))) > 1:
         raise decision.error(f"COLLECT {agg} cannot order {show(best)}", matched)
     return best

@@ -136,15 +136,29 @@ class _Loader:
         if qname.localname != "definitions":
             self.problem(f"the root element is <{qname.localname}>, not a DMN <definitions>", root)
             return None
-        if qname.namespace not in DMN_NAMESPACES:
+        if qname.namespace in DMN_NAMESPACES:
+            self.ns = qname.namespace
+        elif any(uri in DMN_NAMESPACES for uri in root.nsmap.values()):
+            # Some exporters (and TCK files written by them) declare DMN on a prefix they never use and
+            # leave <definitions> and its children in the model's own namespace, or in none. The file
+            # says it is DMN; read its elements in the namespace they are in.
+            self.ns = qname.namespace or ""
+        else:
             known = ", ".join(f"{v}: {k}" for k, v in DMN_NAMESPACES.items())
             self.problem(f"unknown namespace '{qname.namespace}' for <definitions>; a DMN file uses one of "
                          f"({known})", root)
             return None
-        self.ns = qname.namespace
         self.default_language = root.get("expressionLanguage")
         for item in root.findall(f"{{{self.ns}}}itemDefinition"):
             self.item_definition(item)
+        input_types: dict[str, str] = {}
+        for el in root.findall(f"{{{self.ns}}}inputData"):
+            variable = el.find(f"{{{self.ns}}}variable")
+            name = (variable.get("name") if variable is not None else None) or el.get("name")
+            raw = variable.get("typeRef") if variable is not None else None
+            type_ref = self.type_ref(raw, el, None, f"inputData '{name}'")
+            if name and type_ref is not None:
+                input_types[name] = type_ref
         decisions: dict[str, Decision] = {}
         elements: dict[str, etree._Element] = {}
         for index, el in enumerate(root.findall(f"{{{self.ns}}}decision"), start=1):
@@ -161,7 +175,7 @@ class _Loader:
         if self.problems:
             return None
         self.link(decisions)
-        return DecisionModel(self.filename, self.ns, decisions)
+        return DecisionModel(self.filename, self.ns, decisions, input_types=input_types, types=self.types)
 
     def item_definition(self, el: etree._Element) -> None:
         name = el.get("name")
@@ -186,7 +200,7 @@ class _Loader:
         self.types[name] = TypeDef(name, type_ref if not components else None,
                                    el.get("isCollection") == "true", allowed, allowed_text, components)
 
-    def type_ref(self, raw: str | None, el: etree._Element, decision: str, column: str) -> str | None:
+    def type_ref(self, raw: str | None, el: etree._Element, decision: str | None, column: str) -> str | None:
         type_ref = normalize_type(raw)
         if type_ref is None or type_ref in BASE_TYPES or type_ref in self.types:
             return type_ref
@@ -291,9 +305,6 @@ class _Loader:
                                  column=f"output {i}")
                 else:
                     seen.add(out.name)
-            if aggregation is not None:
-                self.problem(f"aggregation {aggregation} needs a table with one output, this one has "
-                             f"{len(decision.outputs)}", table, decision=did)
         if policy in NEEDS_PRIORITY and not any(o.priority_tests for o in decision.outputs):
             self.problem(f"hit policy {policy} orders results by the outputs' outputValues, but no output has "
                          "any", table, decision=did)

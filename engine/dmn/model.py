@@ -260,10 +260,14 @@ def _set_path(out: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
 class DecisionModel:
     """Every decision of one DMN file, keyed by id in file order."""
 
-    def __init__(self, filename: str, namespace: str, decisions: dict[str, Decision]) -> None:
+    def __init__(self, filename: str, namespace: str, decisions: dict[str, Decision], *,
+                 input_types: Mapping[str, str] | None = None, types: dict[str, TypeDef] | None = None) -> None:
         self.filename = filename
         self.namespace = namespace
         self.decisions: Mapping[str, Decision] = decisions
+        #: ``inputData`` name -> typeRef; the caller's value of that name is checked and converted to it.
+        self.input_types: Mapping[str, str] = dict(input_types or {})
+        self.types: dict[str, TypeDef] = types or {}
 
     def __repr__(self) -> str:
         return f"DecisionModel({self.filename!r}, decisions={list(self.decisions)})"
@@ -292,7 +296,27 @@ class DecisionModel:
         decision = self.decision(ref)
         if not isinstance(context, Mapping):
             raise decision.error(f"the context must be a mapping of variable names, got {type(context).__name__}")
+        if self.input_types:
+            context = self._typed_inputs(decision, context)
         return self._evaluate(decision, context, {})[0]
+
+    def _typed_inputs(self, decision: Decision, context: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The caller's values of ``inputData`` elements, converted to their typeRefs (``"3"`` to a number
+        for ``number``, an ISO string to a date, a context's components to their types)."""
+        typed: dict[str, Any] | None = None
+        for name, type_ref in self.input_types.items():
+            value = context.get(name)
+            if value is None:
+                continue
+            try:
+                converted = conform(value, type_ref, self.types)
+            except TypeMismatch as e:
+                raise decision.error(f"inputData '{name}' ({type_ref}): {e}") from e
+            if converted is not value:
+                if typed is None:
+                    typed = dict(context)
+                typed[name] = converted
+        return context if typed is None else typed
 
     def _evaluate(self, decision: Decision, context: Mapping[str, Any],
                   done: dict[str, tuple[DecisionResult, Any]]) -> tuple[DecisionResult, Any]:

@@ -145,3 +145,26 @@ def test_first_stops_at_the_first_match(make_dmn, make_table):
     model = dmn.load(make_dmn(xml))
     result = model.evaluate("d", {"x": 1})
     assert (result.value, result.matched_rules) == ("first", ["r1"])
+
+
+@pytest.mark.parametrize(("aggregation", "expected"), [
+    ("SUM", {"premium": 350, "fee": 30}),
+    ("MIN", {"premium": 150, "fee": 10}),
+    ("MAX", {"premium": 200, "fee": 20}),
+    ("COUNT", {"premium": 2, "fee": 2}),
+])
+def test_aggregation_over_several_outputs_aggregates_each_column(make_dmn, aggregation, expected):
+    model = dmn.load(make_dmn(f"""
+        <decision id="cost" name="Cost"><decisionTable hitPolicy="COLLECT" aggregation="{aggregation}">
+          <input><inputExpression typeRef="number"><text>years</text></inputExpression></input>
+          <output name="premium" typeRef="number"/><output name="fee" typeRef="number"/>
+          <rule><inputEntry><text>&gt;1</text></inputEntry><outputEntry><text>150</text></outputEntry>
+                <outputEntry><text>10</text></outputEntry></rule>
+          <rule><inputEntry><text>&gt;2</text></inputEntry><outputEntry><text>200</text></outputEntry>
+                <outputEntry><text>20</text></outputEntry></rule>
+          <rule><inputEntry><text>&gt;9</text></inputEntry><outputEntry><text>999</text></outputEntry>
+                <outputEntry><text>99</text></outputEntry></rule>
+        </decisionTable></decision>"""))
+    assert model.evaluate("Cost", {"years": 3}).value == expected
+    nothing = model.evaluate("Cost", {"years": 0}).value
+    assert nothing == ({"premium": 0, "fee": 0} if aggregation == "COUNT" else None)

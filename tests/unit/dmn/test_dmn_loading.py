@@ -238,3 +238,15 @@ def test_absurdly_nested_cell_is_a_problem_not_a_crash(make_dmn, make_table):
     cell = "(" * 2000 + "1" + ")" * 2000
     (problem,) = dmn.check(make_dmn(make_table([[cell]], ['"x"'], inputs=[("x", None)])))
     assert "nested too deeply" in problem.message
+
+
+@pytest.mark.parametrize("default_ns", ['xmlns="http://example.org/tool/model"', ""])
+def test_dmn_declared_on_an_unused_prefix_is_still_read(default_ns):
+    # Exporters (Trisotech, and TCK files written by it) leave <definitions> in the model's own
+    # namespace, or in none, and declare DMN on a prefix nothing uses. The file says it is DMN.
+    xml = (f'<definitions {default_ns} xmlns:semantic="http://www.omg.org/spec/DMN/20180521/MODEL/" id="m" '
+           'name="m" namespace="http://example.org/tool/model">'
+           '<decision id="greet" name="Greeting"><literalExpression><text>"Hello " + Full Name</text>'
+           "</literalExpression></decision></definitions>").encode()
+    model = dmn.load(xml)
+    assert model.evaluate("Greeting", {"Full Name": "Ada"}).value == "Hello Ada"

@@ -156,3 +156,33 @@ def test_item_definitions_as_type_refs(make_dmn):
         model.evaluate("d", {"load": 5, "tags": ["x", 3]})
     assert model.decision("d").coerce_inputs({"Tags": '["a", "b"]', "Load": "50"}) == {
         "tags": ["a", "b"], "load": 50}
+
+
+def test_input_data_type_refs_convert_the_callers_values(make_dmn):
+    # Values arrive as text (from XML, forms, the command line): inputData typeRefs make them typed.
+    model = dmn.load(make_dmn("""
+        <itemDefinition name="tLoan">
+          <itemComponent name="amount"><typeRef>number</typeRef></itemComponent>
+          <itemComponent name="months"><typeRef>number</typeRef></itemComponent>
+        </itemDefinition>
+        <inputData id="i_ok" name="Approved"><variable name="Approved" typeRef="boolean"/></inputData>
+        <inputData id="i_loan" name="Loan"><variable name="Loan" typeRef="tLoan"/></inputData>
+        <inputData id="i_day" name="Day"><variable name="Day" typeRef="date"/></inputData>
+        <decision id="both" name="Both"><literalExpression><text>Approved and true</text></literalExpression></decision>
+        <decision id="monthly" name="Monthly"><literalExpression><text>Loan.amount / Loan.months</text>
+        </literalExpression></decision>
+        <decision id="next" name="Next"><literalExpression><text>Day + duration("P1D")</text></literalExpression>
+        </decision>"""))
+    assert model.evaluate("Both", {"Approved": "true"}).value is True
+    assert model.evaluate("Both", {"Approved": None}).value is None
+    assert model.evaluate("Monthly", {"Loan": {"amount": "1200", "months": "12"}}).value == 100
+    assert model.evaluate("Next", {"Day": "2024-02-28"}).value == date(2024, 2, 29)
+    with pytest.raises(DecisionError, match=r"inputData 'Approved' \(boolean\): expected boolean"):
+        model.evaluate("Both", {"Approved": "maybe"})
+
+
+def test_unknown_input_data_type_ref_is_reported_at_load(make_dmn):
+    problems = dmn.check(make_dmn('<inputData id="i" name="Age"><variable name="Age" typeRef="nubmer"/></inputData>'
+                                  '<decision id="d" name="D"><literalExpression><text>Age</text></literalExpression>'
+                                  "</decision>"))
+    assert [p.message for p in problems] == ["unknown typeRef 'nubmer'; did you mean 'number'?"]
