@@ -118,11 +118,23 @@ class Ledger:
                 for number, raw in enumerate(handle, start=1):
                     yield path, number, json.loads(raw)
 
+    def _read_head(self) -> dict[str, Any]:
+        if not self.head.exists():
+            return {"seq": 0, "hash": GENESIS}
+        try:
+            head = json.loads(self.head.read_text(encoding="utf-8"))
+            if isinstance(head, dict) and isinstance(head.get("seq"), int) and isinstance(head.get("hash"), str):
+                return head
+        except json.JSONDecodeError:
+            pass
+        raise LedgerBroken(f"{self.head.name} is not the head the ledger writes ({{\"seq\": N, \"hash\": ...}}): "
+                           "it was edited", file=str(self.head))
+
     def verify(self) -> VerifyReport:
         """Check every entry against ledger.v1 and the chain; raise ``LedgerBroken`` naming the first bad one."""
         prev, seq, count = GENESIS, 0, 0
         files = self.files()
-        head = json.loads(self.head.read_text(encoding="utf-8")) if self.head.exists() else {"seq": 0}
+        head = self._read_head()
         for path in files:
             with path.open(encoding="utf-8") as handle:
                 for number, raw in enumerate(handle, start=1):

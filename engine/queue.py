@@ -149,7 +149,7 @@ class TaskQueue:
         seen: dict[str, int] = {}
         label = f"{self.root.name}/processing/{claim.name}"
         try:
-            text = claim.path.read_text(encoding="utf-8")
+            text = claim.path.read_text(encoding="utf-8-sig")  # a BOM from a Windows editor is fine
         except UnicodeDecodeError as e:
             return ParsedFile([], [Problem(f"file is not UTF-8 text: {e.reason} at byte {e.start}", file=label)])
         for number, raw in enumerate(text.splitlines(), start=1):

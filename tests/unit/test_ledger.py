@@ -111,3 +111,10 @@ def test_head_may_lag_one_entry_after_a_kill(ledger):
     ledger.head.write_text(json.dumps({"seq": prev["seq"], "hash": prev["hash"]}))
     assert ledger.verify().entries == 4
     assert head["seq"] == 4
+
+
+def test_garbled_head_is_reported_not_crashed(ledger):
+    ledger.head.write_text("{oops")
+    with pytest.raises(LedgerBroken) as caught:
+        ledger.verify()
+    assert "head.json" in str(caught.value)

@@ -82,3 +82,10 @@ def test_finish_never_overwrites_an_earlier_file_of_the_same_name(queue):
     assert sorted(p.name for p in queue.folder("done").iterdir()) == [
         "a.1.jsonl", "a.1.jsonl.result.json", "a.jsonl", "a.jsonl.result.json"]
     assert queue.counts() == {name: (2 if name == "done" else 0) for name in FOLDERS}
+
+
+def test_a_byte_order_mark_and_crlf_line_ends_are_accepted(queue):
+    body = b'\xef\xbb\xbf{"id": "t1", "tool": "git"}\r\n{"id": "t2", "tool": "git"}\r\n'
+    (queue.folder("inbox") / "a.jsonl").write_bytes(body)
+    parsed = queue.parse(queue.claim_next())
+    assert parsed.problems == [] and [t.task.id for t in parsed.tasks] == ["t1", "t2"]
