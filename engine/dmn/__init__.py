@@ -12,8 +12,10 @@
 
 Understands DMN 1.1 to 1.5 files as Camunda Modeler writes them: several decisions per file,
 ``requiredDecision`` chains, every hit policy and aggregation, and the FEEL that modelers type into
-table cells (S-FEEL unary tests, ranges, lists, ``not(...)``, ``?``, built-in functions). Every cell is
-compiled once at load time; evaluating does not parse. This package does not use SpiffWorkflow.
+table cells (S-FEEL unary tests, ranges, lists, ``not(...)``, ``?``, built-in functions). Business
+knowledge models, invocations, boxed contexts, function definitions, lists, relations and decision
+services (called from FEEL) are evaluated too. Every cell is compiled once at load time; evaluating
+does not parse. This package does not use SpiffWorkflow.
 
 Errors: :class:`~engine.errors.ModelError` when loading (with ``problems``), and
 :class:`~engine.errors.DecisionError` when evaluating (UNIQUE with two matches, a value outside

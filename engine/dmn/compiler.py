@@ -20,9 +20,10 @@ from typing import Any
 from engine.dmn import syntax as s
 from engine.dmn.functions import BUILTINS, CALL_ERRORS
 from engine.dmn.lexer import FeelSyntaxError
-from engine.dmn.parser import parse_expression, parse_unary_tests
+from engine.dmn.parser import KnownNames, parse_expression, parse_unary_tests
 from engine.dmn.temporal import YearMonthDuration
 from engine.dmn.values import (
+    FeelFunction,
     Range,
     add,
     divide,
@@ -59,33 +60,60 @@ class FeelCompileError(FeelSyntaxError):
 # ---- public entry points ------------------------------------------------------------------------------
 
 
-def compile_expression(text: str, *, input_variable: str | None = None) -> Expr:
-    """Parse and compile a FEEL expression."""
+def compile_expression(text: str, *, input_variable: str | None = None, names: KnownNames | None = None,
+                       callables: frozenset[str] = frozenset()) -> Expr:
+    """Parse and compile a FEEL expression.
+
+    ``names`` are the model's declared names that need help to be read (``Extra days case 1``);
+    ``callables`` are names that may hold a function when evaluated (business knowledge models,
+    context entries, parameters): calling one of them is not an unknown function.
+    """
     try:
-        return ExpressionCompiler(text, input_variable).expression(parse_expression(text))
+        node = parse_expression(text, names)
+        return ExpressionCompiler(text, input_variable, callables | _bound_names(node)).expression(node)
     except RecursionError as e:
         raise FeelSyntaxError("the expression is nested too deeply", 1) from e
 
 
-def compile_unary_tests(text: str, *, input_variable: str | None = None) -> Test | None:
+def compile_unary_tests(text: str, *, input_variable: str | None = None, names: KnownNames | None = None,
+                        callables: frozenset[str] = frozenset()) -> Test | None:
     """Parse and compile an input entry. ``None`` means the cell matches anything (``-`` or empty)."""
     try:
-        node = parse_unary_tests(text)
+        node = parse_unary_tests(text, names)
         if isinstance(node, s.AnyTest):
             return None
-        return ExpressionCompiler(text, input_variable).unary_tests(node)
+        return ExpressionCompiler(text, input_variable, callables | _bound_names(node)).unary_tests(node)
     except RecursionError as e:
         raise FeelSyntaxError("the test is nested too deeply", 1) from e
 
 
-def compile_test_list(text: str) -> list[Test]:
+def compile_test_list(text: str, *, names: KnownNames | None = None,
+                      callables: frozenset[str] = frozenset()) -> list[Test]:
     """``inputValues``/``outputValues``: one test per comma-separated item, in order."""
-    node = parse_unary_tests(text)
+    node = parse_unary_tests(text, names)
     if isinstance(node, s.AnyTest):
         return []
     items = node.tests if isinstance(node, s.In) and isinstance(node.value, s.InputRef) else [node]
-    c = ExpressionCompiler(text, None)
+    c = ExpressionCompiler(text, None, callables | _bound_names(node))
     return [c.test(item, exact=True) for item in items]
+
+
+def _bound_names(node: s.Node) -> frozenset[str]:
+    """Names an expression binds itself (context keys, loop variables, parameters): callable inside it."""
+    out: set[str] = set()
+
+    def walk(n: s.Node) -> None:
+        if isinstance(n, s.ContextExpr):
+            out.update(k for k, _ in n.entries)
+        elif isinstance(n, s.Iteration):
+            out.update(name for name, _, _ in n.sources)
+        elif isinstance(n, s.FunctionDef):
+            out.update(n.params)
+        for child in _children(n):
+            walk(child)
+
+    walk(node)
+    return frozenset(out)
 
 
 def free_names(node: s.Node, bound: frozenset[str] = frozenset()) -> set[str]:
@@ -125,6 +153,9 @@ def free_names(node: s.Node, bound: frozenset[str] = frozenset()) -> set[str]:
                 walk(value, inner)
                 inner = inner | {key}
             return
+        if isinstance(n, s.FunctionDef):
+            walk(n.body, bound | set(n.params))
+            return
         for child in _children(n):
             walk(child, bound)
 
@@ -132,13 +163,13 @@ def free_names(node: s.Node, bound: frozenset[str] = frozenset()) -> set[str]:
     return out
 
 
-def expression_free_names(text: str) -> set[str]:
-    return free_names(parse_expression(text))
+def expression_free_names(text: str, names: KnownNames | None = None) -> set[str]:
+    return free_names(parse_expression(text, names))
 
 
-def unary_test_free_names(text: str, input_variable: str | None) -> set[str]:
+def unary_test_free_names(text: str, input_variable: str | None, names: KnownNames | None = None) -> set[str]:
     bound = frozenset({input_variable}) if input_variable else frozenset()
-    return free_names(parse_unary_tests(text), bound)
+    return free_names(parse_unary_tests(text, names), bound)
 
 
 def _children(n: s.Node) -> list[s.Node]:
@@ -164,12 +195,21 @@ def _uses_input(n: s.Node, input_variable: str | None) -> bool:
     return any(_uses_input(c, input_variable) for c in _children(n))
 
 
-def _is_constant(n: s.Node) -> bool:
+def _is_constant(n: s.Node, callables: frozenset[str] = frozenset()) -> bool:
     if isinstance(n, s.Literal):
         return True
-    if isinstance(n, (s.Name, s.InputRef, s.Iteration, s.Filter, s.ContextExpr, s.Path)):
+    if isinstance(n, (s.Name, s.InputRef, s.Iteration, s.Filter, s.ContextExpr, s.Path, s.Invoke,
+                      s.FunctionDef)):
         return False
-    return all(_is_constant(c) for c in _children(n))
+    if isinstance(n, s.Call) and (n.named or n.function in callables or
+                                  n.function not in _CONSTRUCTORS | _PURE_BUILTINS):
+        return False
+    return all(_is_constant(c, callables) for c in _children(n))
+
+
+# built-ins that may be folded when their arguments are constants (a model's own function of the same
+# name would shadow them, so only names no one would reuse)
+_PURE_BUILTINS = frozenset(BUILTINS) - {"get value", "is defined"}
 
 
 # ---- runtime helpers ------------------------------------------------------------------------------
@@ -234,6 +274,17 @@ def matches_value(v: Any, r: Any) -> bool | None:
     return equal(v, r)
 
 
+def _builtin_value(fn: Callable[..., Any], lo: int, hi: int | None) -> Callable[..., Any]:
+    def call(*args: Any) -> Any:
+        if len(args) < lo or (hi is not None and len(args) > hi):
+            return None
+        try:
+            return fn(*args)
+        except CALL_ERRORS:
+            return None
+    return call
+
+
 def _truth_and(a: Any, b: Any) -> bool | None:
     if a is False or b is False:
         return False
@@ -261,9 +312,10 @@ def _instance_of(value: Any, type_name: str) -> bool:
 class ExpressionCompiler:
     """Compiles the nodes of one FEEL text. ``input_variable`` is Camunda's name for ``?``."""
 
-    def __init__(self, text: str, input_variable: str | None) -> None:
+    def __init__(self, text: str, input_variable: str | None, callables: frozenset[str] = frozenset()) -> None:
         self.text = text
         self.input_variable = input_variable
+        self.callables = callables
 
     def fail(self, message: str, column: int = 1) -> FeelCompileError:
         return FeelCompileError(message, column)
@@ -271,7 +323,7 @@ class ExpressionCompiler:
     # -- expressions --
 
     def expression(self, n: s.Node) -> Expr:
-        if _is_constant(n) and not isinstance(n, s.Literal):
+        if _is_constant(n, self.callables) and not isinstance(n, s.Literal):
             value = self._fold(n)
             return lambda ctx: value
         method = getattr(self, "_" + type(n).__name__)
@@ -297,6 +349,15 @@ class ExpressionCompiler:
         if self.input_variable is not None and name == self.input_variable:
             return self._InputRef(s.InputRef())
         return lambda ctx: _lookup(ctx, name)
+
+    def _argument(self, n: s.Node) -> Expr:
+        """A call argument. A built-in's name there, when no variable has that name, is the built-in
+        itself, passed as a value: ``Apply(abs, -3)``. (Elsewhere ``count`` unset is null, as always.)"""
+        builtin = BUILTINS.get(n.name) if isinstance(n, s.Name) and n.name != "@" else None
+        if builtin is None:
+            return self.expression(n)
+        name, function = n.name, _builtin_value(*builtin)  # type: ignore[attr-defined]
+        return lambda ctx: _lookup(ctx, name) if name in ctx else function
 
     def _InputRef(self, n: s.InputRef) -> Expr:
         def get(ctx: Mapping[str, Any]) -> Any:
@@ -355,8 +416,10 @@ class ExpressionCompiler:
         return run
 
     def _Call(self, n: s.Call) -> Expr:
+        if n.function in self.callables or n.named:
+            return self._user_call(n)
         fn, lo, hi = self._builtin(n)
-        args = [self.expression(a) for a in n.args]
+        args = [self._argument(a) for a in n.args]
         if len(args) == 1:
             a0 = args[0]
 
@@ -383,10 +446,64 @@ class ExpressionCompiler:
                 return None
         return call
 
+    def _user_call(self, n: s.Call) -> Expr:
+        """A call of a name that may hold a function when evaluated; a built-in of the same name is the
+        fallback when it does not."""
+        name = n.function
+        builtin = BUILTINS.get(name)
+        if n.named and name not in self.callables:
+            if builtin is None:
+                self._builtin(n)  # reports the unknown function, with a did-you-mean
+            raise self.fail(f"named arguments are supported for the model's own functions, not for the "
+                            f"built-in '{name}'; pass the arguments in order", n.column)
+        invoke = self._invoker(n.args, n.named)
+        fallback = builtin[0] if builtin is not None and not n.named else None
+
+        def call(ctx: Mapping[str, Any]) -> Any:
+            f = ctx.get(name)
+            if type(f) is not FeelFunction and fallback is not None:
+                f = fallback
+            return invoke(f, ctx)
+        return call
+
+    def _invoker(self, args: list[s.Node], named: list[tuple[str, s.Node]] | None) -> \
+            Callable[[Any, Mapping[str, Any]], Any]:
+        if named:
+            pairs = [(k, self._argument(v)) for k, v in named]
+
+            def by_name(f: Any, ctx: Mapping[str, Any]) -> Any:
+                if type(f) is not FeelFunction:
+                    return None
+                return f(**{k: v(ctx) for k, v in pairs})
+            return by_name
+        compiled = [self._argument(a) for a in args]
+
+        def by_position(f: Any, ctx: Mapping[str, Any]) -> Any:
+            if type(f) is FeelFunction:
+                return f(*[a(ctx) for a in compiled])
+            if f is None or not callable(f):
+                return None
+            try:
+                return f(*[a(ctx) for a in compiled])
+            except CALL_ERRORS:
+                return None
+        return by_position
+
+    def _Invoke(self, n: s.Invoke) -> Expr:
+        target = self.expression(n.target)
+        invoke = self._invoker(n.args, n.named)
+        return lambda ctx: invoke(target(ctx), ctx)
+
+    def _FunctionDef(self, n: s.FunctionDef) -> Expr:
+        params = list(n.params)
+        body = self.expression(n.body)
+        return lambda ctx: FeelFunction("anonymous", params, body, ctx)
+
     def _builtin(self, n: s.Call) -> tuple[Callable[..., Any], int, int | None]:
         entry = BUILTINS.get(n.function)
         if entry is None:
-            close = difflib.get_close_matches(n.function, [k for k in BUILTINS if k != "@"], n=1)
+            known = [k for k in BUILTINS if k != "@"] + sorted(self.callables)
+            close = difflib.get_close_matches(n.function, known, n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
             raise self.fail(f"unknown function '{n.function}'{hint}", n.column)
         fn, lo, hi = entry
@@ -458,6 +575,8 @@ class ExpressionCompiler:
 
     def _ContextExpr(self, n: s.ContextExpr) -> Expr:
         entries = [(k, self.expression(v)) for k, v in n.entries]
+        if len({k for k, _ in entries}) != len(entries):
+            return lambda ctx: None  # a key twice: FEEL makes the context an error, i.e. null
 
         def run(ctx: Mapping[str, Any]) -> Any:
             out: dict[str, Any] = {}
@@ -575,7 +694,7 @@ class ExpressionCompiler:
 
     def _operand(self, n: s.Node) -> tuple[bool, Any, Expr]:
         """(is constant, constant value, closure); a closure that needs ``?`` gets it from the scope."""
-        if _is_constant(n):
+        if _is_constant(n, self.callables):
             value = self._fold(n) if not isinstance(n, s.Literal) else n.value
             return True, value, lambda ctx: value
         return False, None, self.expression(n)

@@ -9,6 +9,7 @@ returns ``None`` (FEEL's null), never raises: the compiled call catches the usua
 
 from __future__ import annotations
 
+import functools
 import re
 import statistics
 from collections.abc import Callable, Mapping
@@ -325,8 +326,18 @@ def _flatten(values: Any) -> list[Any]:
     return out
 
 
-def _sort(values: Any) -> list[Any] | None:
+def _sort(values: Any, precedes: Any = None) -> list[Any] | None:
     items = list(_list(values))
+    if precedes is not None:
+        # ``sort(list, function(x, y) x.rate < y.rate)``: the function says whether x comes before y
+        if not callable(precedes):
+            return None
+
+        def order(a: Any, b: Any) -> int:
+            if precedes(a, b) is True:
+                return -1
+            return 1 if precedes(b, a) is True else 0
+        return sorted(items, key=functools.cmp_to_key(order))
     for v in items[1:]:
         if compare(v, items[0]) is None:
             return None
@@ -475,7 +486,7 @@ BUILTINS: dict[str, Builtin] = {
     "union": (lambda *lists: _distinct([v for lst in lists for v in _list(lst)]), 1, None),
     "distinct values": (_distinct, 1, 1),
     "flatten": (_flatten, 1, 1),
-    "sort": (_sort, 1, 1),
+    "sort": (_sort, 1, 2),
     # numbers
     "abs": (_abs, 1, 1),
     "floor": (_rounder(ROUND_FLOOR), 1, 2),

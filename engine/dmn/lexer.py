@@ -44,7 +44,7 @@ _WORD = re.compile(r"[^\W\d]\w*|\?")
 # built-in function names that contain a keyword ("and", "of"): one name when a "(" follows
 _KEYWORD_NAMES = re.compile(r"(date\s+and\s+time|years\s+and\s+months\s+duration|index\s+of)(?=\s*\()")
 _OPS = ("..", "<=", ">=", "!=", "**", "<", ">", "=", "+", "-", "*", "/", "(", ")", "[", "]", "{", "}",
-        ",", ".", ":", "@")
+        ",", ".", ":", "@", "'")
 _ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t", "r": "\r", "'": "'", "/": "/", "b": "\b",
             "f": "\f"}
 

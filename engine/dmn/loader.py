@@ -1,5 +1,9 @@
 """Reading a DMN file (1.1 to 1.5, as Camunda Modeler and others write it) into a DecisionModel.
 
+Decisions hold decision tables, literal expressions or boxed expressions (contexts, invocations,
+function definitions, lists, relations, conditionals); business knowledge models and decision services
+become FEEL functions the decisions can call.
+
 Every cell is compiled here, once. Every problem found is collected, each located by file, line,
 decision, rule and column, with the cell text in the message; :func:`load` raises them all in one
 :class:`~engine.errors.ModelError`, :func:`check` returns them.
@@ -9,7 +13,8 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Callable
+from collections import ChainMap
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +32,10 @@ from engine.dmn.compiler import (
 from engine.dmn.hit_policy import AGGREGATIONS, HIT_POLICIES, NEEDS_PRIORITY, parse_hit_policy
 from engine.dmn.lexer import FeelSyntaxError
 from engine.dmn.model import Decision, DecisionModel, InputClause, OutputClause, Rule
-from engine.dmn.parser import parse_expression
-from engine.dmn.typeref import BASE_TYPES, TypeDef, normalize_type
+from engine.dmn.parser import KnownNames, parse_expression
+from engine.dmn.result import DecisionResult
+from engine.dmn.typeref import BASE_TYPES, TypeDef, conform, normalize_type
+from engine.dmn.values import FeelFunction, to_plain
 from engine.errors import ModelError, Problem
 
 DMN_NAMESPACES = {
@@ -48,8 +55,16 @@ _FEEL_LANGUAGES = frozenset({
     "https://www.omg.org/spec/dmn/20230324/feel/",
     "http://www.omg.org/spec/dmn/20151101/feel",
 })
-_OTHER_LOGIC = ("context", "invocation", "relation", "list", "functionDefinition", "conditional", "filter",
-                "for", "every", "some")
+# boxed expressions engine.dmn evaluates (besides decision tables and literal expressions at the top)
+_BOXED = ("literalExpression", "decisionTable", "context", "invocation", "functionDefinition", "list",
+          "relation", "conditional")
+_OTHER_LOGIC = ("filter", "for", "every", "some")
+_NO_RESULT = object()
+# Problems are labelled by their owner: a decision id, or a business knowledge model's or decision service's
+# name after one of these marks.
+_BKM_MARK = "\x00"
+_SERVICE_MARK = "\x01"
+_OWNER_KINDS = {_BKM_MARK: "businessKnowledgeModel", _SERVICE_MARK: "decisionService"}
 
 
 def load(source: str | os.PathLike[str] | bytes, *, filename: str | None = None) -> DecisionModel:
@@ -84,6 +99,10 @@ class _Loader:
         self.types: dict[str, TypeDef] = {}
         self.default_language: str | None = None
         self.reads: dict[str, set[str]] = {}
+        self.names = KnownNames()
+        self.callables: frozenset[str] = frozenset()
+        self.functions: dict[str, FeelFunction] = {}  # business knowledge models by name
+        self.bkm_params: dict[str, list[str]] = {}
 
     @classmethod
     def run(cls, source: str | os.PathLike[str] | bytes,
@@ -108,8 +127,10 @@ class _Loader:
         parts = []
         extra: dict[str, Any] = {}
         if decision is not None:
-            parts.append(f"decision '{decision}'")
-            extra["decision"] = decision
+            kind = _OWNER_KINDS.get(decision[:1], "decision")
+            shown = decision[1:] if kind != "decision" else decision
+            parts.append(f"{kind} '{shown}'")
+            extra[kind] = shown
         if rule is not None:
             parts.append(f"rule '{rule.id}' (#{rule.index})" if rule.id else f"rule #{rule.index}")
             extra["rule"] = rule.ref
@@ -149,14 +170,28 @@ class _Loader:
                          f"({known})", root)
             return None
         self.default_language = root.get("expressionLanguage")
+        self.declared_names(root)
         for item in root.findall(f"{{{self.ns}}}itemDefinition"):
             self.item_definition(item)
+        bkm_ids: dict[str, etree._Element] = {}
+        for el in root.findall(f"{{{self.ns}}}businessKnowledgeModel"):
+            self.business_knowledge_model(el)
+            if el.get("id"):
+                bkm_ids[el.get("id") or ""] = el
+        services = root.findall(f"{{{self.ns}}}decisionService")
+        for el in services:
+            if el.get("id"):
+                bkm_ids[el.get("id") or ""] = el  # a decision service may be required knowledge too
+        self.bkm_ids = bkm_ids
         input_types: dict[str, str] = {}
+        input_names: dict[str, str] = {}
         for el in root.findall(f"{{{self.ns}}}inputData"):
             variable = el.find(f"{{{self.ns}}}variable")
             name = (variable.get("name") if variable is not None else None) or el.get("name")
             raw = variable.get("typeRef") if variable is not None else None
             type_ref = self.type_ref(raw, el, None, f"inputData '{name}'")
+            if name and el.get("id"):
+                input_names[el.get("id") or ""] = name
             if name and type_ref is not None:
                 input_types[name] = type_ref
         decisions: dict[str, Decision] = {}
@@ -172,10 +207,285 @@ class _Loader:
             decisions[decision.id] = decision
             elements[decision.id] = el
         self.check_requirements(decisions, elements)
+        holder: list[DecisionModel] = []
+        for el in services:
+            self.decision_service(el, decisions, input_names, input_types, holder)
         if self.problems:
             return None
         self.link(decisions)
-        return DecisionModel(self.filename, self.ns, decisions, input_types=input_types, types=self.types)
+        model = DecisionModel(self.filename, self.ns, decisions, input_types=input_types, types=self.types,
+                              functions=self.functions)
+        holder.append(model)
+        return model
+
+    def decision_service(self, el: etree._Element, decisions: dict[str, Decision], input_names: dict[str, str],
+                         input_types: dict[str, str], holder: list[DecisionModel]) -> None:
+        """A decision service, callable from FEEL like a BKM: its parameters are its input data and input
+        decisions; it returns a context of its output decisions' results."""
+        name = el.get("name") or el.get("id") or ""
+        owner = _SERVICE_MARK + name
+
+        def refs(tag: str, known: Mapping[str, Any], what: str) -> list[str]:
+            out = []
+            for ref_el in el.findall(f"{{{self.ns}}}{tag}"):
+                href = ref_el.get("href") or ""
+                ref = href.split("#", 1)[1] if "#" in href else href
+                if ref not in known:
+                    close = difflib.get_close_matches(ref, list(known), n=1)
+                    hint = f"; did you mean '#{close[0]}'?" if close else ""
+                    self.problem(f"decision service '{name}': {tag} '{href}' names no {what} in this file{hint}",
+                                 ref_el, decision=owner)
+                    continue
+                out.append(ref)
+            return out
+
+        outputs = refs("outputDecision", decisions, "decision")
+        given_decisions = refs("inputDecision", decisions, "decision")
+        inputs = [input_names[i] for i in refs("inputData", input_names, "inputData")]
+        params = inputs + [decisions[d].name for d in given_decisions]
+        types = [input_types.get(i) for i in inputs] + [None] * len(given_decisions)
+
+        def body(scope: Mapping[str, Any]) -> Any:
+            model = holder[0]
+            ctx: Mapping[str, Any] = ChainMap({p: scope.get(p) for p in params}, model.functions)
+            done: dict[str, Any] = {}
+            for did in given_decisions:
+                d = decisions[did]
+                value = scope.get(d.name)
+                done[did] = (DecisionResult(d.id, d.name, to_plain(value), [], []), value)
+            return {decisions[o].name: model.run_decision(decisions[o], ctx, done) for o in outputs}
+
+        self.functions[name] = FeelFunction(name, params, body, {}, types=types, conform=self._conform)
+
+    def declared_names(self, root: etree._Element) -> None:
+        """Every name the model declares, so that FEEL text can use names with digits, hyphens or
+        keywords in them, and calls of the model's own functions are known at load."""
+        ns = self.ns
+        names: set[str] = set()
+        callables: set[str] = set()
+        for el in root.iter(f"{{{ns}}}inputData", f"{{{ns}}}decision", f"{{{ns}}}businessKnowledgeModel",
+                            f"{{{ns}}}decisionService", f"{{{ns}}}variable", f"{{{ns}}}formalParameter",
+                            f"{{{ns}}}itemComponent", f"{{{ns}}}column", f"{{{ns}}}parameter"):
+            name = el.get("name")
+            if not name:
+                continue
+            names.add(name)
+            tag = etree.QName(el).localname
+            parent = el.getparent()
+            in_context = tag == "variable" and parent is not None and etree.QName(parent).localname == "contextEntry"
+            if in_context or tag in ("businessKnowledgeModel", "decisionService", "formalParameter", "parameter",
+                                     "decision"):
+                callables.add(name)
+        self.names = KnownNames(names)
+        self.callables = frozenset(callables)
+
+    # ---- business knowledge models and boxed expressions -------------------------------------------------
+
+    def business_knowledge_model(self, el: etree._Element) -> None:
+        variable = el.find(f"{{{self.ns}}}variable")
+        name = el.get("name") or (variable.get("name") if variable is not None else None)
+        if not name:
+            self.problem("a businessKnowledgeModel has no name", el)
+            return
+        owner = _BKM_MARK + name
+        logic = el.find(f"{{{self.ns}}}encapsulatedLogic")
+        if logic is None:
+            self.problem("the business knowledge model has no encapsulatedLogic", el, decision=owner)
+            return
+        # known before the body compiles, so that invocations are checked even when the body is broken
+        self.bkm_params[name] = [p.get("name") or "" for p in logic.findall(f"{{{self.ns}}}formalParameter")]
+        function = self.function_definition(logic, owner, name)
+        if function is not None:
+            params, types, body = function
+            # the scope of a BKM's body is the model's BKMs (they may call each other)
+            self.functions[name] = FeelFunction(name, params, body, self.functions, types=types,
+                                                conform=self._conform)
+
+    def _conform(self, value: Any, type_ref: str) -> Any:
+        return conform(value, type_ref, self.types)
+
+    def function_definition(self, el: etree._Element, owner: str,
+                            label: str) -> tuple[list[str], list[str | None], Any] | None:
+        kind = (el.get("kind") or "FEEL").upper()
+        if kind != "FEEL":
+            self.problem(f"function kind '{el.get('kind')}' is not supported; engine.dmn evaluates FEEL "
+                         "functions (no Java or PMML)", el, decision=owner)
+            return None
+        params: list[str] = []
+        types: list[str | None] = []
+        for p in el.findall(f"{{{self.ns}}}formalParameter"):
+            pname = p.get("name")
+            if not pname:
+                self.problem("a formalParameter has no name", p, decision=owner)
+                continue
+            params.append(pname)
+            types.append(self.type_ref(p.get("typeRef"), p, owner, f"parameter '{pname}'"))
+        body_el = self._expression_child(el)
+        if body_el is None:
+            self.problem(f"the function '{label}' has no body", el, decision=owner)
+            return None
+        body = self.boxed(body_el, owner, label)
+        return (params, types, body) if body is not None else None
+
+    def _expression_child(self, el: etree._Element) -> etree._Element | None:
+        for child in el:
+            if isinstance(child.tag, str) and etree.QName(child).namespace == (self.ns or None) and \
+                    etree.QName(child).localname in _BOXED + _OTHER_LOGIC:
+                return child
+        return None
+
+    def boxed(self, el: etree._Element, owner: str, label: str) -> Any:
+        """A boxed expression element, compiled to ``f(ctx) -> value``; None after reporting a problem."""
+        kind = etree.QName(el).localname
+        if kind == "literalExpression":
+            text = _text_of(el, self.ns)
+            if not self.language_ok(el, owner, label):
+                return None
+            if text is None or not text.strip():
+                self.problem(f"the literal expression of {label} is empty", el, decision=owner, column=label)
+                return None
+            try:
+                compiled = compile_expression(text, names=self.names, callables=self.callables)
+                self.reads.setdefault(owner, set()).update(expression_free_names(text, self.names))
+                return compiled
+            except FeelSyntaxError as e:
+                self.problem(f"literal expression '{text}' does not parse: {e}", el, decision=owner,
+                             column=label, text=text)
+                return None
+        if kind == "decisionTable":
+            table = Decision(id=owner, name=label, filename=self.filename, line=el.sourceline, types=self.types)
+            self.decision_table(table, el)
+            if owner[:1] in _OWNER_KINDS:
+                table.kind = _OWNER_KINDS[owner[:1]]
+                table.id = owner[1:]  # problems above are labelled by owner; errors by name
+            return lambda ctx: table.run(ctx)[0]
+        if kind == "context":
+            return self.boxed_context(el, owner, label)
+        if kind == "invocation":
+            return self.invocation(el, owner, label)
+        if kind == "functionDefinition":
+            function = self.function_definition(el, owner, label)
+            if function is None:
+                return None
+            params, types, body = function
+            to_type = self._conform
+            return lambda ctx: FeelFunction(label, params, body, ctx, types=types, conform=to_type)
+        if kind == "list":
+            items = [self.boxed(c, owner, f"{label}[{i}]") for i, c in enumerate(self._children(el), 1)]
+            if any(i is None for i in items):
+                return None
+            return lambda ctx: [i(ctx) for i in items]
+        if kind == "relation":
+            return self.relation(el, owner, label)
+        if kind == "conditional":
+            parts = []
+            for part in ("if", "then", "else"):
+                holder = el.find(f"{{{self.ns}}}{part}")
+                child = self._expression_child(holder) if holder is not None else None
+                if child is None:
+                    self.problem(f"the conditional of {label} has no <{part}> expression", el, decision=owner)
+                    return None
+                parts.append(self.boxed(child, owner, f"{label} {part}"))
+            if any(p is None for p in parts):
+                return None
+            cond, then, otherwise = parts
+            return lambda ctx: then(ctx) if cond(ctx) is True else otherwise(ctx)
+        self.problem(f"boxed expression <{kind}> is not supported; engine.dmn evaluates decision tables, "
+                     "literal expressions, contexts, invocations, function definitions, lists, relations "
+                     "and conditionals", el, decision=owner)
+        return None
+
+    def _children(self, el: etree._Element) -> list[etree._Element]:
+        return [c for c in el if isinstance(c.tag, str) and etree.QName(c).localname in _BOXED + _OTHER_LOGIC]
+
+    def boxed_context(self, el: etree._Element, owner: str, label: str) -> Any:
+        entries: list[tuple[str | None, Any]] = []
+        entry_els = el.findall(f"{{{self.ns}}}contextEntry")
+        ok = True
+        for i, entry in enumerate(entry_els, start=1):
+            variable = entry.find(f"{{{self.ns}}}variable")
+            name = variable.get("name") if variable is not None else None
+            if name is None and i != len(entry_els):
+                self.problem(f"context entry {i} of {label} has no variable; only the last entry (the result) "
+                             "may go without", entry, decision=owner)
+                ok = False
+                continue
+            child = self._expression_child(entry)
+            if child is None:
+                self.problem(f"context entry '{name or 'result'}' of {label} has no expression", entry,
+                             decision=owner)
+                ok = False
+                continue
+            compiled = self.boxed(child, owner, f"{label}.{name}" if name else label)
+            ok = ok and compiled is not None
+            entries.append((name, compiled))
+        if not ok:
+            return None
+
+        def run(ctx: Any) -> Any:
+            out: dict[str, Any] = {}
+            scope = ChainMap(out, ctx)
+            result: Any = _NO_RESULT
+            for name, expr in entries:
+                value = expr(scope)
+                if name is None:
+                    result = value
+                else:
+                    out[name] = value
+            return out if result is _NO_RESULT else result
+        return run
+
+    def invocation(self, el: etree._Element, owner: str, label: str) -> Any:
+        target_el = self._expression_child(el)
+        if target_el is None:
+            self.problem(f"the invocation of {label} does not name the function to call", el, decision=owner)
+            return None
+        target = self.boxed(target_el, owner, label)
+        called = (_text_of(target_el, self.ns) or "").strip()
+        params = self.bkm_params.get(" ".join(called.split()))
+        bindings: list[tuple[str, Any]] = []
+        ok = target is not None
+        for b in el.findall(f"{{{self.ns}}}binding"):
+            p = b.find(f"{{{self.ns}}}parameter")
+            pname = p.get("name") if p is not None else None
+            if not pname:
+                self.problem(f"a binding of the invocation in {label} has no parameter name", b, decision=owner)
+                ok = False
+                continue
+            if params is not None and pname not in params:
+                close = difflib.get_close_matches(pname, params, n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else ""
+                self.problem(f"the invocation binds '{pname}', which is not a parameter of '{called}' "
+                             f"({', '.join(params) or 'none'}){hint}", b, decision=owner)
+                ok = False
+                continue
+            child = self._expression_child(b)
+            value = self.boxed(child, owner, f"{label} ({pname})") if child is not None else (lambda ctx: None)
+            ok = ok and value is not None
+            bindings.append((pname, value))
+        if not ok:
+            return None
+
+        def run(ctx: Any) -> Any:
+            f = target(ctx)
+            if type(f) is not FeelFunction:
+                return None
+            return f(**{name: value(ctx) for name, value in bindings})
+        return run
+
+    def relation(self, el: etree._Element, owner: str, label: str) -> Any:
+        columns = [c.get("name") or "" for c in el.findall(f"{{{self.ns}}}column")]
+        rows = []
+        for i, row in enumerate(el.findall(f"{{{self.ns}}}row"), start=1):
+            cells = [self.boxed(c, owner, f"{label} row {i}") for c in self._children(row)]
+            if len(cells) != len(columns):
+                self.problem(f"row {i} of the relation in {label} has {len(cells)} cells for {len(columns)} "
+                             "columns", row, decision=owner)
+                return None
+            if any(c is None for c in cells):
+                return None
+            rows.append(cells)
+        return lambda ctx: [{k: c(ctx) for k, c in zip(columns, cells, strict=True)} for cells in rows]
 
     def item_definition(self, el: etree._Element) -> None:
         name = el.get("name")
@@ -193,7 +503,7 @@ class _Loader:
         allowed: list[Test] = []
         if allowed_text.strip():
             try:
-                allowed = compile_test_list(allowed_text)
+                allowed = compile_test_list(allowed_text, names=self.names, callables=self.callables)
             except FeelSyntaxError as e:
                 self.problem(f"allowedValues '{allowed_text}' do not parse: {e}", allowed_el,
                              column=f"itemDefinition '{name}'", text=allowed_text)
@@ -235,6 +545,18 @@ class _Loader:
                                  "not supported)", rd, decision=did)
                     continue
                 decision.required.append(href.split("#", 1)[1])
+        for req in el.findall(f"{{{self.ns}}}knowledgeRequirement"):
+            for rk in req.findall(f"{{{self.ns}}}requiredKnowledge"):
+                href = rk.get("href") or ""
+                ref = href.split("#", 1)[1] if "#" in href else href
+                if "#" not in href or href.split("#", 1)[0]:
+                    self.problem(f"requiredKnowledge href '{href}' must be '#<businessKnowledgeModel id>' "
+                                 "(imported models are not supported)", rk, decision=did)
+                elif ref not in self.bkm_ids:
+                    close = difflib.get_close_matches(ref, list(self.bkm_ids), n=1)
+                    hint = f"; did you mean '#{close[0]}'?" if close else ""
+                    self.problem(f"requiredKnowledge '#{ref}' names no businessKnowledgeModel in this file{hint}",
+                                 rk, decision=did)
         self.reads[did] = set()
         table = el.find(f"{{{self.ns}}}decisionTable")
         literal = el.find(f"{{{self.ns}}}literalExpression")
@@ -243,14 +565,27 @@ class _Loader:
         elif literal is not None:
             self.literal_expression(decision, el, literal)
         else:
-            other = [c for c in el if isinstance(c.tag, str) and etree.QName(c).localname in _OTHER_LOGIC]
-            if other:
-                kind = etree.QName(other[0]).localname
-                self.problem(f"decision logic <{kind}> is not supported; engine.dmn evaluates decision tables "
-                             "and literal expressions", other[0], decision=did)
+            logic = self._expression_child(el)
+            if logic is None:
+                self.problem("the decision has no decision logic (decision table, literal expression, context, "
+                             "invocation, ...)", el, decision=did)
             else:
-                self.problem("the decision has no decision table and no literal expression", el, decision=did)
+                self.boxed_decision(decision, el, logic)
         return decision
+
+    def boxed_decision(self, decision: Decision, el: etree._Element, logic: etree._Element) -> None:
+        """A decision whose logic is a context, an invocation, a list, ...: evaluated like a literal
+        expression (one value, checked against the decision's variable typeRef)."""
+        variable = el.find(f"{{{self.ns}}}variable")
+        decision.variable_name = (variable.get("name") if variable is not None else None) or decision.name
+        raw_type = variable.get("typeRef") if variable is not None else None
+        decision.variable_type = self.type_ref(raw_type, variable if variable is not None else el, decision.id,
+                                               "variable")
+        kind = etree.QName(logic).localname
+        decision.literal_text = f"<{kind}>"
+        compiled = self.boxed(logic, decision.id, f"the {kind}")
+        if compiled is not None:
+            decision.literal = compiled
 
     def literal_expression(self, decision: Decision, el: etree._Element, literal: etree._Element) -> None:
         did = decision.id
@@ -266,8 +601,8 @@ class _Loader:
             self.problem("the literal expression is empty", literal, decision=did, column="literal expression")
             return
         try:
-            decision.literal = compile_expression(text)
-            self.reads[did] |= expression_free_names(text)
+            decision.literal = compile_expression(text, names=self.names, callables=self.callables)
+            self.reads.setdefault(did, set()).update(expression_free_names(text, self.names))
         except FeelSyntaxError as e:
             self.problem(f"literal expression '{text}' does not parse: {e}", literal, decision=did,
                          column="literal expression", text=text)
@@ -326,10 +661,10 @@ class _Loader:
             self.problem("the input has no input expression", el, decision=did, column=column)
         elif self.language_ok(expr_el, did, column):
             try:
-                clause.evaluate = compile_expression(clause.expression)
-                node = parse_expression(clause.expression)
+                clause.evaluate = compile_expression(clause.expression, names=self.names, callables=self.callables)
+                node = parse_expression(clause.expression, self.names)
                 clause.path = _path_of(node)
-                self.reads[did] |= expression_free_names(clause.expression)
+                self.reads.setdefault(did, set()).update(expression_free_names(clause.expression, self.names))
             except FeelSyntaxError as e:
                 self.problem(f"input expression '{text}' does not parse: {e}", expr_el, decision=did,
                              column=column, text=text)
@@ -338,7 +673,7 @@ class _Loader:
         if values is not None and values.strip():
             clause.input_values = values.strip()
             try:
-                clause.allowed = compile_test_list(values)
+                clause.allowed = compile_test_list(values, names=self.names, callables=self.callables)
             except FeelSyntaxError as e:
                 self.problem(f"inputValues '{values}' do not parse: {e}", values_el, decision=did, column=column,
                              text=values)
@@ -354,7 +689,7 @@ class _Loader:
         if values is not None and values.strip():
             out.output_values = values.strip()
             try:
-                out.priority_tests = compile_test_list(values)
+                out.priority_tests = compile_test_list(values, names=self.names, callables=self.callables)
             except FeelSyntaxError as e:
                 self.problem(f"outputValues '{values}' do not parse: {e}", values_el, decision=did, column=column,
                              text=values)
@@ -363,8 +698,8 @@ class _Loader:
         if default is not None and default.strip():
             out.default = default.strip()
             try:
-                out.default_value = compile_expression(default)
-                self.reads[did] |= expression_free_names(default)
+                out.default_value = compile_expression(default, names=self.names, callables=self.callables)
+                self.reads.setdefault(did, set()).update(expression_free_names(default, self.names))
             except FeelSyntaxError as e:
                 self.problem(f"defaultOutputEntry '{default}' does not parse: {e}", default_el, decision=did,
                              column=column, text=default)
@@ -397,8 +732,8 @@ class _Loader:
                 continue
             variable = clause.input_variable if clause else "cellInput"
             try:
-                test = compile_unary_tests(text, input_variable=variable)
-                self.reads[did] |= unary_test_free_names(text, variable)
+                test = compile_unary_tests(text, input_variable=variable, names=self.names, callables=self.callables)
+                self.reads.setdefault(did, set()).update(unary_test_free_names(text, variable, self.names))
             except FeelSyntaxError as e:
                 self.problem(f"input entry '{text}' does not parse: {e}", entry, decision=did, rule=rule,
                              column=column, text=text)
@@ -416,8 +751,8 @@ class _Loader:
                 outputs.append(None)
                 continue
             try:
-                outputs.append(compile_expression(text))
-                self.reads[did] |= expression_free_names(text)
+                outputs.append(compile_expression(text, names=self.names, callables=self.callables))
+                self.reads.setdefault(did, set()).update(expression_free_names(text, self.names))
             except FeelSyntaxError as e:
                 self.problem(f"output entry '{text}' does not parse: {e}", entry, decision=did, rule=rule,
                              column=column, text=text)

@@ -8,6 +8,7 @@ evaluates its input expressions once, runs each rule's compiled tests, and hands
 from __future__ import annotations
 
 import difflib
+from collections import ChainMap
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -98,12 +99,13 @@ class Decision:
     types: dict[str, TypeDef] = field(default_factory=dict, repr=False)
     reads: frozenset[str] = frozenset()  # variables the decision (and what it requires) reads
     all_inputs: list[InputClause] = field(default_factory=list, repr=False)  # own + required ones
+    kind: str = "decision"  # "businessKnowledgeModel" for a table inside one (named in errors)
 
     # ---- errors -------------------------------------------------------------------------------------
 
     def error(self, message: str, rules: list[Rule] | None = None) -> DecisionError:
         where = f"{self.filename}:{self.line}" if self.line else self.filename
-        return DecisionError(f"{where}: decision '{self.id}' ({self.name}): {message}", file=self.filename,
+        return DecisionError(f"{where}: {self.kind} '{self.id}' ({self.name}): {message}", file=self.filename,
                              line=self.line, decision=self.id, rules=[r.ref for r in rules or []])
 
     # ---- what the decision gives to decisions that require it ----------------------------------------
@@ -261,13 +263,16 @@ class DecisionModel:
     """Every decision of one DMN file, keyed by id in file order."""
 
     def __init__(self, filename: str, namespace: str, decisions: dict[str, Decision], *,
-                 input_types: Mapping[str, str] | None = None, types: dict[str, TypeDef] | None = None) -> None:
+                 input_types: Mapping[str, str] | None = None, types: dict[str, TypeDef] | None = None,
+                 functions: Mapping[str, Any] | None = None) -> None:
         self.filename = filename
         self.namespace = namespace
         self.decisions: Mapping[str, Decision] = decisions
         #: ``inputData`` name -> typeRef; the caller's value of that name is checked and converted to it.
         self.input_types: Mapping[str, str] = dict(input_types or {})
         self.types: dict[str, TypeDef] = types or {}
+        #: business knowledge models by name, callable from every decision's FEEL (and each other's)
+        self.functions: Mapping[str, Any] = functions or {}
 
     def __repr__(self) -> str:
         return f"DecisionModel({self.filename!r}, decisions={list(self.decisions)})"
@@ -298,6 +303,8 @@ class DecisionModel:
             raise decision.error(f"the context must be a mapping of variable names, got {type(context).__name__}")
         if self.input_types:
             context = self._typed_inputs(decision, context)
+        if self.functions:
+            context = ChainMap(dict(context), self.functions)
         return self._evaluate(decision, context, {})[0]
 
     def _typed_inputs(self, decision: Decision, context: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -317,6 +324,10 @@ class DecisionModel:
                     typed = dict(context)
                 typed[name] = converted
         return context if typed is None else typed
+
+    def run_decision(self, decision: Decision, context: Mapping[str, Any], done: dict[str, Any]) -> Any:
+        """The internal value of ``decision`` (its requirements first) in ``context``: for decision services."""
+        return self._evaluate(decision, context, done)[1]
 
     def _evaluate(self, decision: Decision, context: Mapping[str, Any],
                   done: dict[str, tuple[DecisionResult, Any]]) -> tuple[DecisionResult, Any]:

@@ -10,20 +10,52 @@ Precedence, loosest first: ``if``/``for``/``some``/``every``; ``or``; ``and``; c
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from decimal import Decimal
 
 from engine.dmn import syntax as s
-from engine.dmn.lexer import FeelSyntaxError, Token, tokenize
+from engine.dmn.lexer import KEYWORDS, FeelSyntaxError, Token, tokenize
 
 _COMPARISONS = ("=", "!=", "<", "<=", ">", ">=")
+_FIRST_WORD = re.compile(r"[^\W\d]\w*")
+_PLAIN_NAME = re.compile(r"[^\W\d]\w*(?:\s+[^\W\d]\w*)*")
+
+
+class KnownNames:
+    """Names declared in a model that FEEL's word-joining cannot read on its own: ``Extra days case 1``,
+    ``Pre-bureauRiskCategory``, ``Person's description``, ``Age in years``. At a name, the parser takes
+    the longest of these that the text spells (whitespace inside a name may vary)."""
+
+    def __init__(self, names: Iterable[str] = ()) -> None:
+        self.by_first: dict[str, list[tuple[re.Pattern[str], str]]] = {}
+        for name in set(names):
+            name = " ".join(name.split())
+            words = name.split()
+            if not name or (_PLAIN_NAME.fullmatch(name) and not KEYWORDS.intersection(words)):
+                continue
+            first = _FIRST_WORD.match(name)
+            if first is None:
+                continue
+            pattern = re.compile(r"\s+".join(re.escape(w) for w in words) + r"(?!\w)")
+            self.by_first.setdefault(first.group(), []).append((pattern, name))
+        for candidates in self.by_first.values():
+            candidates.sort(key=lambda c: -len(c[1]))
+
+    def __bool__(self) -> bool:
+        return bool(self.by_first)
+
+
+_NO_NAMES = KnownNames()
 
 
 class _Parser:
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, names: KnownNames | None = None) -> None:
         self.text = text
         self.tokens = tokenize(text)
         self.i = 0
         self.range_end = False  # while reading the end of ``]a..b[``, a ``[`` closes the range
+        self.names = names or _NO_NAMES
 
     # ---- token helpers ----------------------------------------------------------------------------
 
@@ -176,14 +208,37 @@ class _Parser:
                 self.expect("]", "']'")
                 node = s.Filter(node, cond)
             elif self.at("(") and not isinstance(node, s.Name):
-                raise self.error("only named functions can be called")
+                start = self.tok
+                args, named = self.arguments()
+                node = s.Invoke(node, args, start.pos + 1, named)
             else:
                 return node
+
+    def known_name(self) -> str | None:
+        """At a name token: the longest declared name the text spells from here, consumed."""
+        t = self.tok
+        candidates = self.names.by_first.get(t.text) if self.names else None
+        if not candidates or t.value is not None:
+            return None
+        for pattern, name in candidates:
+            m = pattern.match(self.text, t.pos)
+            if m is None:
+                continue
+            j = self.i
+            while self.tokens[j].kind != "eof" and self.tokens[j].end <= m.end():
+                j += 1
+            if self.tokens[j - 1].end == m.end():
+                self.i = j
+                return name
+        return None
 
     def name_text(self, what: str) -> str:
         t = self.tok
         if t.kind != "name" or t.text == "?":
             raise self.error(f"expected {what}")
+        known = self.known_name()
+        if known is not None:
+            return known
         self.take()
         words = [t.text]
         if t.value is None:
@@ -203,6 +258,10 @@ class _Parser:
 
     def primary(self) -> s.Node:
         t = self.tok
+        if t.kind == "keyword" and self.names:
+            known = self.known_name()  # a declared name that starts with a keyword: ``in list values``
+            if known is not None:
+                return self.call(known, t) if self.at("(") else s.Name(known)
         if t.kind == "number":
             self.take()
             text = t.text if not t.text.startswith(".") else "0" + t.text
@@ -218,7 +277,7 @@ class _Parser:
                 self.take()
                 return s.Literal(None)
             if t.text == "function":
-                raise self.error("function definitions are not supported in decision tables")
+                return self.function_definition()
             raise self.error("expected a value")
         if t.kind == "name":
             if t.text == "?":
@@ -254,17 +313,56 @@ class _Parser:
         raise self.error("expected a value")
 
     def call(self, name: str, start: Token) -> s.Node:
+        args, named = self.arguments()
+        return s.Call(name, args, start.pos + 1, named)
+
+    def arguments(self) -> tuple[list[s.Node], list[tuple[str, s.Node]] | None]:
+        """``(1, 2)`` or ``(a: 1, b: 2)``: positional or named arguments, not both."""
         self.expect("(")
         args: list[s.Node] = []
+        named: list[tuple[str, s.Node]] = []
         if not self.at(")"):
             while True:
-                if self.tok.kind == "name" and self.peek().text == ":" and self.peek().kind == "op":
-                    raise self.error("named arguments are not supported; pass the arguments in order")
-                args.append(self.expression())
+                if self._at_named_argument():
+                    name = self.name_text("a parameter name")
+                    self.expect(":", "':'")
+                    named.append((name, self.expression()))
+                else:
+                    if named:
+                        raise self.error("a positional argument cannot follow named ones")
+                    args.append(self.expression())
                 if not self.accept(","):
                     break
         self.expect(")", "',' or ')'")
-        return s.Call(name, args, start.pos + 1)
+        if named and args:
+            raise FeelSyntaxError("pass the arguments either all by position or all by name", self.tok.pos + 1)
+        return args, (named or None)
+
+    def _at_named_argument(self) -> bool:
+        j = self.i
+        while self.tokens[j].kind == "name" and self.tokens[j].text != "?":
+            j += 1
+        return j > self.i and self.tokens[j].kind == "op" and self.tokens[j].text == ":"
+
+    def function_definition(self) -> s.Node:
+        self.expect("function")
+        if self.tok.kind == "name" and self.tok.text == "external":
+            raise self.error("external (Java/PMML) functions are not supported")
+        self.expect("(")
+        params: list[str] = []
+        if not self.at(")"):
+            while True:
+                params.append(self.name_text("a parameter name"))
+                if self.accept(":"):
+                    self.type_name()  # a declared parameter type; not checked
+                    if self.accept("<"):  # list<number>, context<a: string>
+                        depth = 1
+                        while depth and self.tok.kind != "eof":
+                            depth += {"<": 1, ">": -1}.get(self.take().text, 0)
+                if not self.accept(","):
+                    break
+        self.expect(")", "',' or ')'")
+        return s.FunctionDef(params, self.expression())
 
     def list_literal(self) -> s.Node:
         self.expect("[")
@@ -282,13 +380,28 @@ class _Parser:
         entries: list[tuple[str, s.Node]] = []
         if not self.at("}"):
             while True:
-                key = str(self.take().value) if self.tok.kind == "string" else self.name_text("a key")
+                key = str(self.take().value) if self.tok.kind == "string" else self.context_key()
                 self.expect(":", "':'")
                 entries.append((key, self.expression()))
                 if not self.accept(","):
                     break
         self.expect("}", "',' or '}'")
         return s.ContextExpr(entries)
+
+    def context_key(self) -> str:
+        """A context key: a name, which may hold characters that are operators elsewhere (``foo+bar``)."""
+        t = self.tok
+        if t.kind not in ("name", "keyword"):
+            raise self.error("expected a key")
+        j = self.i
+        while self.tokens[j].kind != "eof" and not (self.tokens[j].kind == "op" and self.tokens[j].text in
+                                                    (":", ",", "}", "{", "(", ")", "[", "]")):
+            j += 1
+        if not (self.tokens[j].kind == "op" and self.tokens[j].text == ":"):
+            raise self.error("expected ':' after the key")
+        key = " ".join(self.text[t.pos:self.tokens[j - 1].end].split())
+        self.i = j
+        return key
 
     def _looks_like_range(self) -> bool:
         """At ``[``/``(``/``]``: is this an interval ``a..b`` rather than a list or parentheses?"""
@@ -359,9 +472,9 @@ class _Parser:
         return s.ExprTest(self.expression())
 
 
-def parse_expression(text: str) -> s.Node:
+def parse_expression(text: str, names: KnownNames | None = None) -> s.Node:
     """Parse a FEEL expression (input expression, output entry, literal expression)."""
-    p = _Parser(text)
+    p = _Parser(text, names)
     if p.tok.kind == "eof":
         raise FeelSyntaxError("the expression is empty", 1)
     node = p.expression()
@@ -369,6 +482,6 @@ def parse_expression(text: str) -> s.Node:
     return node
 
 
-def parse_unary_tests(text: str) -> s.Node:
+def parse_unary_tests(text: str, names: KnownNames | None = None) -> s.Node:
     """Parse FEEL unary tests (an input entry). Empty text and ``-`` give :class:`~syntax.AnyTest`."""
-    return _Parser(text).unary_tests()
+    return _Parser(text, names).unary_tests()

@@ -39,9 +39,30 @@ class Filter(Node):
 
 @dataclass(slots=True)
 class Call(Node):
+    """A call by name: a built-in, a business knowledge model, or a function-valued variable."""
+
     function: str
     args: list[Node]
     column: int
+    named: list[tuple[str, Node]] | None = None  # ``f(a: 1, b: 2)``; then ``args`` is empty
+
+
+@dataclass(slots=True)
+class Invoke(Node):
+    """A call of a computed function value: ``fn library.sumFn(1, 2)``."""
+
+    target: Node
+    args: list[Node]
+    column: int
+    named: list[tuple[str, Node]] | None = None
+
+
+@dataclass(slots=True)
+class FunctionDef(Node):
+    """``function(a, b) a + b``."""
+
+    params: list[str]
+    body: Node
 
 
 @dataclass(slots=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import decimal
 import math
+from collections import ChainMap
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -50,6 +51,66 @@ def normalize(value: Any) -> Any:
             return [normalize(v) for v in value]
         return value if t is list else list(value)
     return value
+
+
+class FeelFunction:
+    """A FEEL function value: a ``function(a, b) ...`` literal, a boxed ``<functionDefinition>`` or a
+    business knowledge model. ``body`` is compiled once; ``scope`` is where the function was defined.
+
+    Called with positional or named arguments; a wrong number of arguments, or a name that is not a
+    parameter, gives null (FEEL's answer), as does an argument that does not fit its parameter's type.
+    """
+
+    __slots__ = ("name", "params", "types", "body", "scope", "conform")
+
+    def __init__(self, name: str, params: list[str], body: Any, scope: Mapping[str, Any], *,
+                 types: list[str | None] | None = None, conform: Any = None) -> None:
+        self.name = name
+        self.params = params
+        self.types = types or [None] * len(params)
+        self.body = body
+        self.scope = scope
+        self.conform = conform  # (value, typeRef) -> value, raising on a misfit; None: no checks
+
+    def __repr__(self) -> str:
+        return f"function {self.name}({', '.join(self.params)})"
+
+    def bind(self, args: list[Any], named: dict[str, Any] | None = None) -> dict[str, Any] | None:
+        """The parameters bound to these arguments, or None when they do not fit."""
+        if named:
+            if args or any(k not in self.params for k in named):
+                return None
+            values = [named.get(p) for p in self.params]
+        else:
+            if len(args) != len(self.params):
+                return None
+            values = list(args)
+        local: dict[str, Any] = {}
+        for param, type_ref, value in zip(self.params, self.types, values, strict=True):
+            if self.conform is not None and type_ref is not None and value is not None:
+                try:
+                    value = self.conform(value, type_ref)
+                except Exception:  # noqa: BLE001 - a misfit of any kind is FEEL's null
+                    value = None
+            local[param] = value
+            if "." in param:
+                # Trisotech's implicit parameters are named ``Person.Gender`` and read as a path
+                node = local
+                parts = param.split(".")
+                for part in parts[:-1]:
+                    nxt = node.get(part)
+                    if not isinstance(nxt, dict):
+                        nxt = {}
+                        node[part] = nxt
+                    node = nxt
+                node[parts[-1]] = value
+        return local
+
+    def __call__(self, *args: Any, **named: Any) -> Any:
+        local = self.bind(list(args), named)
+        if local is None:
+            return None
+        return self.body(ChainMap(local, self.scope))
 
 
 @dataclass(frozen=True)
@@ -363,6 +424,8 @@ def type_name(value: Any) -> str:
         return "context"
     if t is Range:
         return "range"
+    if t is FeelFunction or callable(value):
+        return "function"
     return t.__name__
 
 

@@ -6,6 +6,7 @@ from datetime import date, datetime, time, timedelta
 
 import pytest
 
+from engine import dmn
 from engine.dmn import YearMonthDuration
 
 
@@ -182,3 +183,62 @@ def test_results_are_plain_python(feel):
 ])
 def test_names_with_spaces_and_keywords(feel, text, context, expected):
     assert feel(text, context) == expected
+
+
+# ---- function definitions, calls of function values, context keys ------------------------------------
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("(function(a, b) a + b)(1, 2)", 3),
+    ("{add: function(a, b) a + b, r: add(2, 3)}.r", 5),
+    ("{sub: function(a, b) a - b, r: sub(b: 1, a: 10)}.r", 9),
+    ("{lib: {twice: function(x) x * 2}, r: lib.twice(21)}.r", 42),
+    ("{f: function(x: number) x + 1, r: f(1)}.r", 2),
+    ("{k: 10, f: function(x) x + k, r: f(1)}.r", 11),  # the function sees where it was defined
+    ("{f: function(a, b) a, r: f(1)}.r", None),  # too few arguments: null
+    ("{f: function(a) a, r: f(b: 1)}.r", None),  # not a parameter: null
+    ("{count: function(l) 99, r: count([1])}.r", 99),  # a context entry shadows a built-in
+    ("{r: count([1, 2])}.r", 2),
+    ("sort([3, 1, 2], function(x, y) x > y)", [3, 2, 1]),
+    ("sort([{r: 2}, {r: 1}], function(a, b) a.r < b.r)[1].r", 1),
+])
+def test_function_definitions_and_calls(feel, text, expected):
+    assert feel(text) == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ('{foo bar: 1}', {"foo bar": 1}),
+    ('{foo+bar: 1}', {"foo+bar": 1}),
+    ('{"a b((!": 1}', {"a b((!": 1}),
+    ('{"": 1}', {"": 1}),
+    ('{a: 1, a: 2}', None),  # a key twice is an error in FEEL: null
+    ('{a: 1}.b', None),
+])
+def test_context_keys(feel, text, expected):
+    assert feel(text) == expected
+
+
+def test_named_arguments_to_builtins_are_reported_at_load(make_dmn):
+    body = ('<decision id="e" name="e"><literalExpression><text>substring(string: "abc", start position: 2)'
+            "</text></literalExpression></decision>")
+    (problem,) = dmn.check(make_dmn(body), filename="named.dmn")
+    assert "named arguments are supported for the model's own functions, not for the built-in 'substring'" \
+        in problem.message
+
+
+def test_declared_names_with_digits_hyphens_apostrophes_and_keywords(make_dmn):
+    body = """
+<inputData id="i1" name="Extra days case 1"><variable name="Extra days case 1" typeRef="number"/></inputData>
+<inputData id="i2" name="Pre-bureau score"><variable name="Pre-bureau score" typeRef="number"/></inputData>
+<inputData id="i3" name="Person's age"><variable name="Person's age" typeRef="number"/></inputData>
+<inputData id="i4" name="Age in years"><variable name="Age in years" typeRef="number"/></inputData>
+<inputData id="i5" name="in list values"><variable name="in list values"/></inputData>
+<decision id="e" name="e"><literalExpression>
+  <text>Extra days case 1 + Pre-bureau score + Person's age + Age  in years + max(Extra days case 1, 0)</text>
+</literalExpression></decision>
+<decision id="k" name="k"><literalExpression><text>some i in in list values satisfies i > 2</text></literalExpression>
+</decision>"""
+    model = dmn.load(make_dmn(body), filename="names.dmn")
+    ctx = {"Extra days case 1": 1, "Pre-bureau score": 10, "Person's age": 100, "Age in years": 1000}
+    assert model.evaluate("e", ctx).value == 1112
+    assert model.evaluate("k", {"in list values": [1, 3]}).value is True

@@ -202,7 +202,7 @@ def test_problems_of_different_kinds_come_together(make_dmn):
 <decision id="two" name="Duplicate"><literalExpression><text>2</text></literalExpression></decision>
 <decision name="no id"><literalExpression><text>3</text></literalExpression></decision>
 <decision id="empty" name="Empty"/>
-<decision id="ctx" name="Boxed context"><context/></decision>"""
+<decision id="loop" name="Boxed for"><for/></decision>"""
     problems = dmn.check(make_dmn(body), filename="mixed.dmn")
     messages = [p.message for p in problems]
     assert any("literal expression '1 +' does not parse" in m for m in messages)
@@ -210,8 +210,8 @@ def test_problems_of_different_kinds_come_together(make_dmn):
     assert any("input entry '<<' does not parse" in m for m in messages)
     assert any("duplicate decision id 'two'" in m for m in messages)
     assert any("decision #4 (no id) has no id" in m for m in messages)
-    assert any("has no decision table and no literal expression" in m for m in messages)
-    assert any("decision logic <context> is not supported" in m for m in messages)
+    assert any("the decision has no decision logic" in m for m in messages)
+    assert any("boxed expression <for> is not supported" in m for m in messages)
     assert any("'#nowhere' names no decision" in m for m in messages)
     assert len(problems) == 8
     assert all(p.file == "mixed.dmn" and p.line for p in problems)
