@@ -185,19 +185,25 @@ def _alive(worker: dict[str, Any]) -> bool:
 @click.option("--dmn", type=click.Path(dir_okay=False, path_type=Path), help="DMN file (default: the workspace's).")
 @click.pass_context
 def validate(ctx: click.Context, bpmn: Path | None, dmn: Path | None) -> int:
-    """Check the models: XML, XSD, diagram interchange, plugin topics, decision references, DMN cells."""
+    """Check the models: XML, XSD, diagram interchange, plugin topics, decision references, DMN cells.
+
+    With only --dmn, the DMN file is checked on its own.
+    """
     from engine.kernel import load_registry
-    from engine.process import check_models
+    from engine.process import check_decisions, check_models
 
     ws = _workspace(ctx, required=False)
-    bpmn, dmn = bpmn or ws.bpmn, dmn or ws.dmn
-    problems = check_models(bpmn, dmn, load_registry(ws))
+    if dmn is not None and bpmn is None:
+        problems, checked = check_decisions(dmn), f"{dmn}"
+    else:
+        bpmn, dmn = bpmn or ws.bpmn, dmn or ws.dmn
+        problems, checked = check_models(bpmn, dmn, load_registry(ws)), f"{bpmn} and {dmn}"
     for p in problems:
         out.print(str(p), markup=False)
     if problems:
-        err.print(f"{len(problems)} problem(s) in {bpmn} and {dmn}", markup=False)
+        err.print(f"{len(problems)} problem(s) in {checked}", markup=False)
         return ExitCode.MODEL_INVALID
-    out.print(f"models ok: {bpmn} and {dmn}", markup=False)
+    out.print(f"models ok: {checked}", markup=False)
     return ExitCode.OK
 
 

@@ -108,3 +108,9 @@ def test_condition_that_is_not_feel_is_reported(tmp_path):
     line = line_of(bpmn, "plugin = = null")
     assert f"{bpmn}:{line} sequenceFlow Flow_no_plugin 'no': conditionExpression 'plugin = = null' is not " \
            "valid FEEL" in proc.stdout
+
+
+def test_a_dmn_file_is_checked_on_its_own_in_every_dmn_version(tmp_path, data_dir):
+    for name in ("dmn11_camunda.dmn", "prefixed_namespace_dmn12.dmn", "several_decisions.dmn"):
+        proc = engine("validate", "--dmn", data_dir / "dmn" / name, cwd=tmp_path, check=0)
+        assert proc.stdout.strip() == f"models ok: {data_dir / 'dmn' / name}"
