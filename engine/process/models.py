@@ -62,6 +62,10 @@ class Models:
         return {"bpmn": self.bpmn_hash, "dmn": self.dmn_hash}
 
 
+# Flow nodes that would wait forever in `engine run`: nobody completes them.
+WAITS_FOREVER = {"userTask", "manualTask", "receiveTask"}
+
+
 @functools.cache
 def _schema(xsd_path: str) -> Any:
     """The compiled XSD, or None when the schema itself does not compile (SpiffWorkflow 3.2.0's DMN 1.2
@@ -132,6 +136,11 @@ class _Checker:
                              self.bpmn, node)
                 if local == "serviceTask":
                     self.check_topic(node)
+                if local in WAITS_FOREVER or (local in ("intermediateCatchEvent", "receiveTask") and any(
+                        etree.QName(d).localname in ("messageEventDefinition", "signalEventDefinition")
+                        for d in node if isinstance(d.tag, str))):
+                    self.add("waits for a person, a message or a signal, which engine run never delivers: "
+                             "model it as a service task or a timer", self.bpmn, node)
         return processes
 
     def check_topic(self, node: Any) -> None:

@@ -114,3 +114,10 @@ def test_a_dmn_file_is_checked_on_its_own_in_every_dmn_version(tmp_path, data_di
     for name in ("dmn11_camunda.dmn", "prefixed_namespace_dmn12.dmn", "several_decisions.dmn"):
         proc = engine("validate", "--dmn", data_dir / "dmn" / name, cwd=tmp_path, check=0)
         assert proc.stdout.strip() == f"models ok: {data_dir / 'dmn' / name}"
+
+
+def test_a_user_task_is_reported_because_nobody_would_complete_it(tmp_path):
+    bpmn = broken_copy(tmp_path, '<bpmn:task id="Task_commit_ledger"', '<bpmn:userTask id="Task_commit_ledger"')
+    bpmn.write_text(bpmn.read_text().replace("</bpmn:task>", "</bpmn:userTask>"))
+    proc = engine("validate", "--bpmn", bpmn, cwd=tmp_path, check=3)
+    assert "userTask Task_commit_ledger 'Commit ledger': waits for a person" in proc.stdout
