@@ -286,6 +286,8 @@ def _explain(payload: dict[str, Any], indent: str) -> None:
     rules = ", ".join(payload.get("matched_rules") or []) or "none"
     out.print(f"{indent}{payload['decision_id']} ({payload.get('decision_name')}): matched rules: {rules}",
               markup=False)
+    for warning in payload.get("warnings") or []:
+        out.print(f"{indent}  warning: {warning}", markup=False)
     for req in payload.get("required") or []:
         _explain(req, indent + "  ")
 

@@ -18,8 +18,10 @@ services (called from FEEL) are evaluated too. Every cell is compiled once at lo
 does not parse. This package does not use SpiffWorkflow.
 
 Errors: :class:`~engine.errors.ModelError` when loading (with ``problems``), and
-:class:`~engine.errors.DecisionError` when evaluating (UNIQUE with two matches, a value outside
-``inputValues``, ...), each naming the file, the decision and the rules involved.
+:class:`~engine.errors.DecisionError` when evaluating a table that breaks its hit policy (UNIQUE with two
+matches, ANY with disagreeing matches, ...), each naming the file, the decision and the rules involved.
+As DMN says, a value outside ``inputValues``/``outputValues`` or not of its typeRef is null instead;
+:attr:`DecisionResult.warnings` says where and why.
 """
 
 from __future__ import annotations

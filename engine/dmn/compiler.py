@@ -94,7 +94,7 @@ def compile_test_list(text: str, *, names: KnownNames | None = None,
     if isinstance(node, s.AnyTest):
         return []
     items = node.tests if isinstance(node, s.In) and isinstance(node.value, s.InputRef) else [node]
-    c = ExpressionCompiler(text, None, callables | _bound_names(node))
+    c = ExpressionCompiler(text, None, callables | _bound_names(node), conditions=False)
     return [c.test(item, exact=True) for item in items]
 
 
@@ -274,6 +274,25 @@ def matches_value(v: Any, r: Any) -> bool | None:
     return equal(v, r)
 
 
+def satisfies(v: Any, r: Any) -> bool | None:
+    """DMN's reading of a unary test whose expression evaluated to ``r`` (for ``inputValues``,
+    ``outputValues`` and ``allowedValues``): ``v`` equals ``r``, is in the list or range ``r``; unlike
+    :func:`matches_value`, a ``true`` that does not come from ``?`` is not a match (TCK 1157)."""
+    t = type(r)
+    if t is Range:
+        return r.contains(v)
+    if t is list and type(v) is not list:
+        found: bool | None = False
+        for item in r:
+            e = satisfies(v, item)
+            if e is True:
+                return True
+            if e is None:
+                found = None
+        return found
+    return equal(v, r)
+
+
 def _builtin_value(fn: Callable[..., Any], lo: int, hi: int | None) -> Callable[..., Any]:
     def call(*args: Any) -> Any:
         if len(args) < lo or (hi is not None and len(args) > hi):
@@ -310,12 +329,19 @@ def _instance_of(value: Any, type_name: str) -> bool:
 
 
 class ExpressionCompiler:
-    """Compiles the nodes of one FEEL text. ``input_variable`` is Camunda's name for ``?``."""
+    """Compiles the nodes of one FEEL text. ``input_variable`` is Camunda's name for ``?``.
 
-    def __init__(self, text: str, input_variable: str | None, callables: frozenset[str] = frozenset()) -> None:
+    ``conditions``: whether a boolean expression that does not use ``?`` is a test by itself (Camunda's
+    reading of input entries, ``amount > 100``). Lists of allowed values use DMN's reading instead:
+    a value is allowed when it equals an item, or when an item using ``?`` is true or equals it.
+    """
+
+    def __init__(self, text: str, input_variable: str | None, callables: frozenset[str] = frozenset(), *,
+                 conditions: bool = True) -> None:
         self.text = text
         self.input_variable = input_variable
         self.callables = callables
+        self.conditions = conditions
 
     def fail(self, message: str, column: int = 1) -> FeelCompileError:
         return FeelCompileError(message, column)
@@ -735,10 +761,19 @@ class ExpressionCompiler:
             if equality_only:
                 return lambda v, ctx: equal(v, f(ChainMap({INPUT: v}, ctx)))
 
+            if not self.conditions:
+                def allowed(v: Any, ctx: Mapping[str, Any]) -> bool | None:
+                    r = f(ChainMap({INPUT: v}, ctx))
+                    return True if r is True else (None if r is None else satisfies(v, r))
+                return allowed
+
             def boolean(v: Any, ctx: Mapping[str, Any]) -> bool | None:
                 r = f(ChainMap({INPUT: v}, ctx))
                 return r if type(r) is bool else None
             return boolean
+        if not self.conditions:
+            g = self._operand(n)[2]
+            return lambda v, ctx: satisfies(v, g(ctx))
         constant, k, f = self._operand(n)
         if constant:
             t = type(k)

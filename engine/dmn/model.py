@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 from collections import ChainMap
 from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,19 @@ from engine.dmn.result import DecisionResult
 from engine.dmn.typeref import TypeDef, TypeMismatch, conform, parse_text
 from engine.dmn.values import show, to_plain
 from engine.errors import DecisionError
+
+# Where the decision being evaluated collects its warnings: values that DMN turns into null (outside
+# inputValues/outputValues, not of the typeRef). A decision's own table gets the list passed; tables
+# inside business knowledge models and decision services find it here, so that they report to the
+# decision that called them. Set only for models that have such functions (it costs time).
+_WARNINGS: ContextVar[list[str] | None] = ContextVar("engine_dmn_warnings", default=None)
+
+
+def warn(message: str) -> None:
+    """Record ``message`` on the result of the decision being evaluated (nothing outside an evaluation)."""
+    sink = _WARNINGS.get()
+    if sink is not None:
+        sink.append(message)
 
 
 @dataclass(eq=False)
@@ -103,10 +117,22 @@ class Decision:
 
     # ---- errors -------------------------------------------------------------------------------------
 
-    def error(self, message: str, rules: list[Rule] | None = None) -> DecisionError:
+    def describe(self, message: str) -> str:
+        """``message`` prefixed with where this decision is: ``file:line: decision 'id' (name): ...``."""
         where = f"{self.filename}:{self.line}" if self.line else self.filename
-        return DecisionError(f"{where}: {self.kind} '{self.id}' ({self.name}): {message}", file=self.filename,
-                             line=self.line, decision=self.id, rules=[r.ref for r in rules or []])
+        return f"{where}: {self.kind} '{self.id}' ({self.name}): {message}"
+
+    def error(self, message: str, rules: list[Rule] | None = None) -> DecisionError:
+        return DecisionError(self.describe(message), file=self.filename, line=self.line, decision=self.id,
+                             rules=[r.ref for r in rules or []])
+
+    def record_warning(self, message: str, warnings: list[str] | None) -> None:
+        """Where DMN makes a value null (or, for an input expression's typeRef, uses it unconverted) instead of
+        failing: the reason, kept on the decision's result."""
+        if warnings is None:
+            warn(self.describe(message))
+        else:
+            warnings.append(self.describe(message))
 
     # ---- what the decision gives to decisions that require it ----------------------------------------
 
@@ -181,18 +207,21 @@ class Decision:
 
     # ---- evaluation -------------------------------------------------------------------------------------
 
-    def run(self, ctx: Mapping[str, Any]) -> tuple[Any, list[Rule]]:
-        """Evaluate against ``ctx``; returns (internal value, rules used). Raises DecisionError."""
+    def run(self, ctx: Mapping[str, Any], warnings: list[str] | None = None) -> tuple[Any, list[Rule]]:
+        """Evaluate against ``ctx``; returns (internal value, rules used). Raises DecisionError.
+
+        Why a value became null goes to ``warnings`` (by default: to the decision being evaluated)."""
         if self.literal is not None:
             value = self.literal(ctx)
             if self.variable_type:
                 try:
                     value = conform(value, self.variable_type, self.types)
                 except TypeMismatch as e:
-                    raise self.error(f"the expression '{self.literal_text}' gives a value that is not "
-                                     f"{self.variable_type}: {e}") from e
+                    self.record_warning(f"the expression '{self.literal_text}' gives a value that is not "
+                                      f"{self.variable_type}: {e}; the result is null", warnings)
+                    value = None
             return value, []
-        values = [self._input_value(clause, ctx) for clause in self.inputs]
+        values = [self._input_value(clause, ctx, warnings) for clause in self.inputs]
         matched: list[Rule] = []
         first = self.hit_policy == "FIRST"
         for rule in self.rules:
@@ -203,44 +232,53 @@ class Decision:
                 matched.append(rule)
                 if first:
                     break
-        return select(self, matched, lambda rule: self._outputs(rule, ctx), lambda: self._defaults(ctx))
+        return select(self, matched, lambda rule: self._outputs(rule, ctx, warnings),
+                      lambda: self._defaults(ctx, warnings))
 
-    def _input_value(self, clause: InputClause, ctx: Mapping[str, Any]) -> Any:
+    def _input_value(self, clause: InputClause, ctx: Mapping[str, Any], warnings: list[str] | None) -> Any:
         value = clause.evaluate(ctx)
         if clause.type_ref is not None:
             try:
                 value = conform(value, clause.type_ref, self.types)
             except TypeMismatch as e:
-                raise self.error(f"input '{clause.name}' ({clause.expression}): {e}") from e
+                # DMN converts values at a decision's variable, a function's parameters and input data, not at
+                # an input expression's typeRef; exporters often put a wrong one there (TCK 0004-lending).
+                self.record_warning(f"input '{clause.name}' ({clause.expression}): {e}; the value is used as it is",
+                                  warnings)
         if clause.allowed and value is not None and not any(t(value, ctx) is True for t in clause.allowed):
-            raise self.error(f"input '{clause.name}' ({clause.expression}) is {show(value)}, which is not "
-                             f"among its allowed values {clause.input_values}")
+            self.record_warning(f"input '{clause.name}' ({clause.expression}) is {show(value)}, which is not "
+                              f"among its allowed values {clause.input_values}; the input is null", warnings)
+            return None
         return value
 
-    def _outputs(self, rule: Rule, ctx: Mapping[str, Any]) -> tuple[Any, ...]:
+    def _outputs(self, rule: Rule, ctx: Mapping[str, Any], warnings: list[str] | None) -> tuple[Any, ...]:
         row = []
         for out, expr in zip(self.outputs, rule.outputs, strict=True):
             value = None if expr is None else expr(ctx)
-            row.append(self._check_output(out, value, ctx, rule))
+            row.append(self._check_output(out, value, ctx, rule, warnings))
         return tuple(row)
 
-    def _check_output(self, out: OutputClause, value: Any, ctx: Mapping[str, Any], rule: Rule | None) -> Any:
+    def _check_output(self, out: OutputClause, value: Any, ctx: Mapping[str, Any], rule: Rule | None,
+                      warnings: list[str] | None) -> Any:
         whose = f"rule {rule.ref}" if rule else "the default"
         if out.type_ref is not None:
             try:
                 value = conform(value, out.type_ref, self.types)
             except TypeMismatch as e:
-                raise self.error(f"output '{out.title}' of {whose}: {e}", [rule] if rule else []) from e
+                self.record_warning(f"output '{out.title}' of {whose}: {e}; the output is null", warnings)
+                return None
         if out.priority_tests and value is not None and \
                 not any(t(value, ctx) is True for t in out.priority_tests):
-            raise self.error(f"output '{out.title}' of {whose} is {show(value)}, which is not among its "
-                             f"output values {out.output_values}", [rule] if rule else [])
+            self.record_warning(f"output '{out.title}' of {whose} is {show(value)}, which is not among its "
+                              f"output values {out.output_values}; the output is null", warnings)
+            return None
         return value
 
-    def _defaults(self, ctx: Mapping[str, Any]) -> tuple[Any, ...] | None:
+    def _defaults(self, ctx: Mapping[str, Any], warnings: list[str] | None) -> tuple[Any, ...] | None:
         if not any(o.default_value is not None for o in self.outputs):
             return None
-        return tuple(None if o.default_value is None else self._check_output(o, o.default_value(ctx), ctx, None)
+        return tuple(None if o.default_value is None else self._check_output(o, o.default_value(ctx), ctx, None,
+                                                                                       warnings)
                      for o in self.outputs)
 
 
@@ -297,19 +335,27 @@ class DecisionModel:
                             file=self.filename, decision=ref)
 
     def evaluate(self, ref: str, context: Mapping[str, Any]) -> DecisionResult:
-        """Evaluate decision ``ref`` (id or name), its required decisions first. Raises DecisionError."""
+        """Evaluate decision ``ref`` (id or name), its required decisions first.
+
+        As DMN says, a value that does not fit its typeRef, ``inputValues`` or ``outputValues`` becomes
+        null; the reason is in :attr:`DecisionResult.warnings` of the decision it happened in. Raises
+        DecisionError for what DMN calls an error of the table (UNIQUE with two matches, ...).
+        """
         decision = self.decision(ref)
         if not isinstance(context, Mapping):
             raise decision.error(f"the context must be a mapping of variable names, got {type(context).__name__}")
+        warnings: list[str] = []
         if self.input_types:
-            context = self._typed_inputs(decision, context)
+            context = self._typed_inputs(decision, context, warnings)
         if self.functions:
             context = ChainMap(dict(context), self.functions)
-        return self._evaluate(decision, context, {})[0]
+        return self._evaluate(decision, context, {}, warnings)[0]
 
-    def _typed_inputs(self, decision: Decision, context: Mapping[str, Any]) -> Mapping[str, Any]:
+    def _typed_inputs(self, decision: Decision, context: Mapping[str, Any],
+                      warnings: list[str]) -> Mapping[str, Any]:
         """The caller's values of ``inputData`` elements, converted to their typeRefs (``"3"`` to a number
-        for ``number``, an ISO string to a date, a context's components to their types)."""
+        for ``number``, an ISO string to a date, a context's components to their types); null when they
+        do not fit, with a warning."""
         typed: dict[str, Any] | None = None
         for name, type_ref in self.input_types.items():
             value = context.get(name)
@@ -318,7 +364,8 @@ class DecisionModel:
             try:
                 converted = conform(value, type_ref, self.types)
             except TypeMismatch as e:
-                raise decision.error(f"inputData '{name}' ({type_ref}): {e}") from e
+                warnings.append(decision.describe(f"inputData '{name}' ({type_ref}): {e}; it is null"))
+                converted = None
             if converted is not value:
                 if typed is None:
                     typed = dict(context)
@@ -326,11 +373,16 @@ class DecisionModel:
         return context if typed is None else typed
 
     def run_decision(self, decision: Decision, context: Mapping[str, Any], done: dict[str, Any]) -> Any:
-        """The internal value of ``decision`` (its requirements first) in ``context``: for decision services."""
-        return self._evaluate(decision, context, done)[1]
+        """The internal value of ``decision`` (its requirements first) in ``context``: for decision services.
+        Its warnings go to the decision that called the service."""
+        result, internal = self._evaluate(decision, context, done)
+        for warning in _all_warnings(result):
+            warn(warning)
+        return internal
 
     def _evaluate(self, decision: Decision, context: Mapping[str, Any],
-                  done: dict[str, tuple[DecisionResult, Any]]) -> tuple[DecisionResult, Any]:
+                  done: dict[str, tuple[DecisionResult, Any]],
+                  warnings: list[str] | None = None) -> tuple[DecisionResult, Any]:
         if decision.id in done:
             return done[decision.id]
         required: list[DecisionResult] = []
@@ -343,8 +395,22 @@ class DecisionModel:
                 required.append(result)
                 scope.update(sub.exposed(internal))
             ctx = scope
-        internal, rules = decision.run(ctx)
-        result = DecisionResult(decision.id, decision.name, to_plain(internal), [r.ref for r in rules], required)
+        own: list[str] = [] if warnings is None else warnings
+        if self.functions:  # a BKM or decision service may evaluate a table: it reports to this decision
+            token = _WARNINGS.set(own)
+            try:
+                internal, rules = decision.run(ctx, own)
+            finally:
+                _WARNINGS.reset(token)
+        else:
+            internal, rules = decision.run(ctx, own)
+        result = DecisionResult(decision.id, decision.name, to_plain(internal), [r.ref for r in rules], required,
+                                own)
         done[decision.id] = (result, internal)
         return result, internal
+
+
+def _all_warnings(result: DecisionResult) -> list[str]:
+    out = [w for r in result.required for w in _all_warnings(r)]
+    return out + [w for w in result.warnings if w not in out]
 

@@ -182,9 +182,12 @@ class TaskRunner:
         context = {k: v for k, v in task.data.items() if not k.startswith("_")}
         context.update(self._mapped_inputs(task))
         result = self.run.models.decisions.evaluate(decision_ref, context)
-        self.details[task.id] = {"decision": {"id": result.decision_id, "result": result.as_dict()["value"],
-                                              "matched_rules": result.matched_rules}, "status": "completed",
-                                 "input_digest": digest(context)}
+        outcome = result.as_dict()
+        decision = {"id": result.decision_id, "result": outcome["value"], "matched_rules": result.matched_rules}
+        if outcome.get("warnings"):
+            decision["warnings"] = outcome["warnings"]
+            self.log.warning("decision_warnings", decision=result.decision_id, warnings=outcome["warnings"])
+        self.details[task.id] = {"decision": decision, "status": "completed", "input_digest": digest(context)}
         task.data[result_variable] = result.value
         self._apply_outputs(task)
 

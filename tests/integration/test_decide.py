@@ -86,3 +86,10 @@ def test_validate_reports_every_bad_cell(tmp_path):
     lines = [x for x in proc.stdout.splitlines() if x.startswith(str(model))]
     assert len(lines) == 6
     assert all("decision 'bad_" in x for x in lines)
+
+
+def test_explain_shows_why_a_value_was_read_as_null(tmp_path):
+    model = DMN / "types_and_values.dmn"
+    proc = decide("input_values", "--model", model, "--input", "Colour=purple", "--input", "Percent=50", "--explain",
+                  cwd=tmp_path)
+    assert "warning:" in proc.stdout and '"purple", which is not among its allowed values' in proc.stdout

@@ -106,3 +106,19 @@ def test_failed_change_triggers_rollback(ws):
     assert [r["result"] for r in decisions(steps, "rollback_trigger")] == ["rollback"]
     assert folder == "quarantine" and report["tasks"][0]["end_event"] == "EndEvent_rollback"
     assert "writer failed after writing" in report["reason"]
+
+
+def test_a_value_outside_input_values_is_null_and_the_ledger_says_why(ws):
+    from lxml import etree
+
+    dmn = ws / "process" / "decisions.dmn"
+    tree = etree.parse(str(dmn))
+    ns = tree.getroot().nsmap[None]
+    clause = tree.find(f".//{{{ns}}}decision[@id='select_plugin']//{{{ns}}}input")
+    values = etree.SubElement(clause, f"{{{ns}}}inputValues", id="tools_allowed")
+    etree.SubElement(values, f"{{{ns}}}text").text = '"git","parse","normalize","flaky","writer"'
+    tree.write(str(dmn), xml_declaration=True, encoding="UTF-8")
+    folder, report, steps = run_one(ws, {"id": "w1", "tool": "teleport"}, 1)
+    assert folder == "failed" and report["tasks"][0]["end_event"] == "EndEvent_no_plugin"
+    [selection] = decisions(steps, "select_plugin")
+    assert selection["result"] is None and "not among its allowed values" in selection["warnings"][0]

@@ -63,6 +63,20 @@ def test_bkm_table_errors_name_the_bkm(make_dmn):
         model.evaluate("d", {})
 
 
+def test_a_value_a_bkm_table_makes_null_is_reported_on_the_calling_decision(make_dmn):
+    body = """
+<businessKnowledgeModel id="b" name="Grade"><encapsulatedLogic><formalParameter name="x"/>
+  <decisionTable><input><inputExpression><text>x</text></inputExpression></input>
+    <output><outputValues><text>"A","B"</text></outputValues></output>
+    <rule id="r1"><inputEntry><text>-</text></inputEntry><outputEntry><text>"Z"</text></outputEntry></rule>
+  </decisionTable></encapsulatedLogic></businessKnowledgeModel>
+<decision id="d" name="d"><literalExpression><text>[Grade(1), "after"]</text></literalExpression></decision>"""
+    result = dmn.load(make_dmn(body), filename="grade.dmn").evaluate("d", {})
+    assert result.value == [None, "after"]
+    assert result.warnings == ["grade.dmn:5: businessKnowledgeModel 'Grade' (Grade): output 'output' of rule r1 is "
+                               "\"Z\", which is not among its output values \"A\",\"B\"; the output is null"]
+
+
 def test_wrong_arguments_to_a_bkm_give_null(make_dmn):
     body = """
 <businessKnowledgeModel id="b" name="Twice"><encapsulatedLogic><formalParameter name="n" typeRef="number"/>
@@ -132,8 +146,10 @@ def test_boxed_decision_result_is_checked_against_its_variable_type(make_dmn):
 <decision id="d" name="d"><variable name="d" typeRef="number"/>
   <context><contextEntry><literalExpression><text>"text"</text></literalExpression></contextEntry></context>
 </decision>"""
-    with pytest.raises(DecisionError, match="not number"):
-        dmn.load(make_dmn(body), filename="typed.dmn").evaluate("d", {})
+    result = dmn.load(make_dmn(body), filename="typed.dmn").evaluate("d", {})
+    assert result.value is None
+    assert result.warnings == ["typed.dmn:4: decision 'd' (d): the expression '<context>' gives a value that is not "
+                               "number: expected number, got string \"text\"; the result is null"]
 
 
 def test_decision_service_is_called_like_a_function_and_returns_its_outputs(make_dmn):

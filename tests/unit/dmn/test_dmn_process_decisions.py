@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 
 from engine import dmn
-from engine.errors import DecisionError
 
 DECISIONS = Path(__file__).resolve().parents[3] / "process" / "decisions.dmn"
 
@@ -91,9 +90,13 @@ def test_rollback_trigger(model, exit_code, diff, action):
     assert model.evaluate("rollback_trigger", {"exit_code": exit_code, "diff_lines": diff}).value == action
 
 
-def test_rollback_trigger_rejects_a_text_exit_code(model):
-    with pytest.raises(DecisionError, match="input 'Exit code'"):
-        model.evaluate("rollback_trigger", {"exit_code": "boom", "diff_lines": 1})
+def test_rollback_trigger_gives_null_for_a_text_exit_code_and_says_why(model):
+    # No rule reads "boom" (`0` and `not(0)` are both null against a string), so UNIQUE gives null;
+    # the result says the exit code did not fit its typeRef.
+    result = model.evaluate("rollback_trigger", {"exit_code": "boom", "diff_lines": 1})
+    assert (result.value, result.matched_rules) == (None, [])
+    assert result.warnings == [f"{DECISIONS}:202: decision 'rollback_trigger' (Rollback Trigger): input 'Exit code' "
+                               "(exit_code): expected number, got string \"boom\"; the value is used as it is"]
 
 
 def test_cli_inputs_for_retry_policy(model):
