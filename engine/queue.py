@@ -131,6 +131,8 @@ class TaskQueue:
                 # A file of the same name is being worked on: leave this one for later.
                 os.close(fd)
                 continue
+            # A progress file left by a worker killed after it moved its file on belongs to that old file.
+            self._progress_path(path.name).unlink(missing_ok=True)
             try:
                 os.rename(path, target)
             except FileNotFoundError:

@@ -253,3 +253,20 @@ def test_a_model_written_in_camunda_modeler_style_runs(example_ws, data_dir):
     assert steps == ["StartEvent_1", "Activity_0status", "Activity_1select", "Gateway_0found", "Activity_2run",
                      "Event_0done"]
     engine("ledger", "verify", cwd=example_ws, check=0)
+
+
+def test_two_workers_share_a_queue_without_claiming_a_file_twice(example_ws):
+    install_test_plugin(example_ws, "sleeper", tool="sleep")
+    names = [f"2{i:02d}-shared.jsonl" for i in range(8)]
+    for i, name in enumerate(names):
+        put(example_ws, name, {"id": f"p{i}", "tool": "sleep", "repo": "example-repo", "args": {"seconds": 0.1}})
+    env = {k: v for k, v in os.environ.items() if k != "ENGINE_WORKSPACE"}
+    workers = [subprocess.Popen([sys.executable, "-m", "engine", "run", "--drain"], cwd=example_ws, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) for _ in range(2)]
+    outputs = [w.communicate(timeout=120)[0] for w in workers]
+    assert [w.returncode for w in workers] == [0, 0]
+    handled = [line.split()[1] for out in outputs for line in out.splitlines() if line.startswith("done ")]
+    assert sorted(handled) == sorted(names + ["001-inspect.jsonl", "002-normalize.jsonl"])  # each exactly once
+    engine("ledger", "verify", cwd=example_ws, check=0)
+    claims = [e["record"]["task_file"] for e in ledger_entries(example_ws) if e["record"].get("status") == "claimed"]
+    assert sorted(claims) == sorted(set(claims))

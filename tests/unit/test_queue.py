@@ -89,3 +89,12 @@ def test_a_byte_order_mark_and_crlf_line_ends_are_accepted(queue):
     (queue.folder("inbox") / "a.jsonl").write_bytes(body)
     parsed = queue.parse(queue.claim_next())
     assert parsed.problems == [] and [t.task.id for t in parsed.tasks] == ["t1", "t2"]
+
+
+def test_a_stale_progress_file_does_not_leak_into_a_new_file_of_the_same_name(queue):
+    (queue.folder("processing") / "a.jsonl.progress.jsonl").write_text('{"line": 1, "status": "done"}\n')
+    put(queue, "a.jsonl", {"id": "t1", "tool": "git"})
+    claim = queue.claim_next()
+    queue.release(claim)
+    again = TaskQueue(queue.root, worker="w2").claim_next()
+    assert again.recovered and again.done_lines == {}
