@@ -22,7 +22,7 @@ from engine.clock import Clock
 from engine.errors import PluginLoadError, Problem
 from engine.ledger import Ledger
 from engine.plugins.loader import Registry
-from engine.process import Models, RunContext, TaskRunner, load_models
+from engine.process import Models, Outcome, RunContext, TaskRunner, load_models
 from engine.queue import Claim, TaskQueue
 from engine.workspace import Workspace
 
@@ -139,7 +139,12 @@ class Kernel:
             runner = TaskRunner(ctx, item.task, task_file=claim.name, line=item.line)
             self.ledger.append({"kind": "run", "task_id": item.task.id, "task_file": claim.name, "line": item.line,
                                 "models": self.models.hashes, "status": "started"}, ctx.envelope())
-            outcome = runner.execute(stop)
+            try:
+                outcome = runner.execute(stop)
+            except Exception as e:  # a bug must cost its task, not the queue: no file may crash every restart
+                log.exception("task_crashed", task_id=item.task.id)
+                outcome = Outcome("failed", f"internal error while running the task: {type(e).__name__}: {e} "
+                                  "(the traceback is in .engine/logs/engine.jsonl)")
             if outcome.status == "interrupted":
                 self.queue.release(claim)
                 return None

@@ -8,6 +8,7 @@ non-retryable ``PluginError``. Plugins run in process for now: isolation will si
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -39,7 +40,11 @@ def dispatch(plugin: LoadedPlugin, operation: str | None, ctx: Context, data: Ma
     if not isinstance(result, Mapping):
         raise ContractViolation(f"{plugin.id}.{op_name} returned {type(result).__name__}, not an object",
                                 side="output", **subject)
-    output = dict(result)
+    try:  # the output goes to the ledger and the run record: it must be plain JSON
+        output = json.loads(json.dumps(dict(result), allow_nan=False))
+    except (TypeError, ValueError) as e:
+        raise ContractViolation(f"output of {plugin.id}.{op_name} is not plain JSON: {e}", side="output",
+                                **subject) from e
     found = problems_against(op.output_schema, output)
     if found:
         raise ContractViolation(f"output of {plugin.id}.{op_name} violates its output_schema",

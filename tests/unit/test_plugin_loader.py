@@ -16,7 +16,10 @@ SPEC = {
 }
 MANIFEST = {"id": "echo", "version": "1.0.0", "entry_point": "src/echo.py"}
 SOURCE = "def echo(ctx, data):\n    if data['text'] == 'boom':\n        raise ValueError('exploded')\n" \
-         "    if data['text'] == 'bad':\n        return {'text': 3}\n    return {'text': data['text']}\n"
+         "    if data['text'] == 'bad':\n        return {'text': 3}\n" \
+         "    if data['text'] == 'set':\n        return {'text': 'x', 'extra': {1, 2}}\n" \
+         "    if data['text'] == 'keys':\n        return {'text': 'x', 5: 'five'}\n" \
+         "    return {'text': data['text']}\n"
 
 
 def make(root: Path, spec=SPEC, manifest=MANIFEST, source=SOURCE) -> Path:
@@ -82,6 +85,10 @@ def test_dispatch_checks_contracts_both_ways_and_wraps_foreign_errors(tmp_path):
     with pytest.raises(ContractViolation) as caught:
         dispatch(plugin, "echo", ctx(tmp_path), {"text": "bad"})
     assert caught.value.side == "output" and caught.value.problems[0].path == "$.text"
+    with pytest.raises(ContractViolation) as caught:
+        dispatch(plugin, "echo", ctx(tmp_path), {"text": "set"})
+    assert "is not plain JSON" in str(caught.value)
+    assert dispatch(plugin, "echo", ctx(tmp_path), {"text": "keys"}) == {"text": "x", "5": "five"}
     with pytest.raises(PluginError) as caught:
         dispatch(plugin, "echo", ctx(tmp_path), {"text": "boom"})
     assert "ValueError: exploded" in str(caught.value) and caught.value.retryable is False
