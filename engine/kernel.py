@@ -115,10 +115,12 @@ class Kernel:
             self._queue_entry(ctx, claim, "inbox->processing", "claimed")
         parsed = self.queue.parse(claim)
         if parsed.problems:
-            report = {"file": claim.name, "status": "failed", "reason": "the file holds invalid task lines; "
-                      "no task of it was run", "problems": [p.as_dict() for p in parsed.problems]}
-            self.queue.finish(claim, "failed", report)
-            self._queue_entry(ctx, claim, "processing->failed", "failed", reason=report["reason"],
+            invalid: dict[str, Any] = {
+                "file": claim.name, "status": "failed",
+                "reason": "the file holds invalid task lines; no task of it was run",
+                "problems": [p.as_dict() for p in parsed.problems]}
+            self.queue.finish(claim, "failed", invalid)
+            self._queue_entry(ctx, claim, "processing->failed", "failed", reason=invalid["reason"],
                               detail={"lines": sorted({p.line for p in parsed.problems if p.line})})
             log.warning("file_invalid", problems=[str(p) for p in parsed.problems])
             return "failed"

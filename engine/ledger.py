@@ -138,7 +138,7 @@ class Ledger:
         for path in files:
             with path.open(encoding="utf-8") as handle:
                 for number, raw in enumerate(handle, start=1):
-                    where = {"file": str(path), "line": number}
+                    where: dict[str, Any] = {"file": str(path), "line": number}
                     name = f"{path.name}:{number}"
                     try:
                         entry = json.loads(raw)

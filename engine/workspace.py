@@ -20,6 +20,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from engine.bundled import bundled
 from engine.errors import WorkspaceError
@@ -92,7 +93,7 @@ class Workspace:
 
 
 EXAMPLE_REPO = "example-repo"
-EXAMPLE_TASKS = {
+EXAMPLE_TASKS: dict[str, list[dict[str, Any]]] = {
     "001-inspect.jsonl": [
         {"id": "inspect-status", "tool": "git", "repo": EXAMPLE_REPO, "tags": ["example"]},
         {"id": "inspect-log", "tool": "git", "repo": EXAMPLE_REPO, "args": {"operation": "log", "max_count": 5}},

@@ -258,7 +258,7 @@ class BoxedReader(TableReader):
 
         def body(scope: Mapping[str, Any]) -> Any:
             model = holder[0]
-            ctx: Mapping[str, Any] = ChainMap({p: scope.get(p) for p in params}, model.functions)
+            ctx: Mapping[str, Any] = ChainMap({p: scope.get(p) for p in params}, model.functions)  # type: ignore[arg-type]  # read-only scopes
             done: dict[str, Any] = {}
             for did in given_decisions:
                 d = decisions[did]

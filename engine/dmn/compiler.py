@@ -259,7 +259,7 @@ def matches_value(v: Any, r: Any) -> bool | None:
     """Does input ``v`` satisfy a unary test whose expression evaluated to ``r``?"""
     t = type(r)
     if t is Range:
-        return r.contains(v)
+        return r.contains(v)  # type: ignore[no-any-return]  # exact type checked above
     if t is list and type(v) is not list:
         found: bool | None = False
         for item in r:
@@ -270,7 +270,7 @@ def matches_value(v: Any, r: Any) -> bool | None:
                 found = None
         return found
     if t is bool and type(v) is not bool and v is not None:
-        return r  # Camunda: an expression that is itself a condition, like `amount > 100`
+        return r  # type: ignore[no-any-return]  # Camunda: a cell that is itself a condition (`amount > 100`)
     return equal(v, r)
 
 
@@ -280,7 +280,7 @@ def satisfies(v: Any, r: Any) -> bool | None:
     :func:`matches_value`, a ``true`` that does not come from ``?`` is not a match (TCK 1157)."""
     t = type(r)
     if t is Range:
-        return r.contains(v)
+        return r.contains(v)  # type: ignore[no-any-return]  # exact type checked above
     if t is list and type(v) is not list:
         found: bool | None = False
         for item in r:
@@ -433,7 +433,7 @@ class ExpressionCompiler:
             for pos, item in enumerate(items):
                 local = dict(item) if isinstance(item, Mapping) else {}
                 local["item"] = item
-                r = cond(ChainMap(local, ctx))
+                r = cond(ChainMap(local, ctx))  # type: ignore[arg-type]  # read-only scopes
                 if pos == 0 and is_number(r):
                     return index(items, r)
                 if r is True:
@@ -606,7 +606,7 @@ class ExpressionCompiler:
 
         def run(ctx: Mapping[str, Any]) -> Any:
             out: dict[str, Any] = {}
-            scope = ChainMap(out, ctx)
+            scope = ChainMap(out, ctx)  # type: ignore[arg-type]  # read-only scopes
             for key, value in entries:
                 out[key] = value(scope)
             return out
@@ -628,10 +628,10 @@ class ExpressionCompiler:
 
         def bindings(ctx: Mapping[str, Any], i: int, local: dict[str, Any]) -> Any:
             if i == len(sources):
-                yield body(ChainMap(dict(local), ctx))
+                yield body(ChainMap(dict(local), ctx))  # type: ignore[arg-type]  # read-only scopes
                 return
             name, start, end = sources[i]
-            scope = ChainMap(local, ctx)
+            scope = ChainMap(local, ctx)  # type: ignore[arg-type]  # read-only scopes
             items = values(start(scope), end(scope) if end else None)
             if items is None:
                 raise ValueError("bad iteration")
@@ -716,7 +716,7 @@ class ExpressionCompiler:
         return self._expr_test(n, exact)
 
     def _with_input(self, f: Expr) -> Test:
-        return lambda v, ctx: f(ChainMap({INPUT: v}, ctx))
+        return lambda v, ctx: f(ChainMap({INPUT: v}, ctx))  # type: ignore[arg-type]  # read-only scopes
 
     def _operand(self, n: s.Node) -> tuple[bool, Any, Expr]:
         """(is constant, constant value, closure); a closure that needs ``?`` gets it from the scope."""
@@ -735,7 +735,7 @@ class ExpressionCompiler:
         if constant:
             return lambda v, ctx: op(v, k)
         if _uses_input(n.endpoint, self.input_variable):
-            return lambda v, ctx: op(v, endpoint(ChainMap({INPUT: v}, ctx)))
+            return lambda v, ctx: op(v, endpoint(ChainMap({INPUT: v}, ctx)))  # type: ignore[arg-type]  # read-only scopes
         return lambda v, ctx: op(v, endpoint(ctx))
 
     def _range_test(self, n: s.RangeExpr, exact: bool) -> Test:
@@ -750,7 +750,7 @@ class ExpressionCompiler:
             return lambda v, ctx: rng.contains(v)
         if _uses_input(n.start, self.input_variable) or _uses_input(n.end, self.input_variable):
             def dynamic_with_input(v: Any, ctx: Mapping[str, Any]) -> bool | None:
-                scope = ChainMap({INPUT: v}, ctx)
+                scope = ChainMap({INPUT: v}, ctx)  # type: ignore[arg-type]  # read-only scopes
                 return Range(start(scope), end(scope), sc, ec).contains(v)
             return dynamic_with_input
         return lambda v, ctx: Range(start(ctx), end(ctx), sc, ec).contains(v)
@@ -759,16 +759,16 @@ class ExpressionCompiler:
         if _uses_input(n, self.input_variable):
             f = self.expression(n)
             if equality_only:
-                return lambda v, ctx: equal(v, f(ChainMap({INPUT: v}, ctx)))
+                return lambda v, ctx: equal(v, f(ChainMap({INPUT: v}, ctx)))  # type: ignore[arg-type]  # read-only scopes
 
             if not self.conditions:
                 def allowed(v: Any, ctx: Mapping[str, Any]) -> bool | None:
-                    r = f(ChainMap({INPUT: v}, ctx))
+                    r = f(ChainMap({INPUT: v}, ctx))  # type: ignore[arg-type]  # read-only scopes
                     return True if r is True else (None if r is None else satisfies(v, r))
                 return allowed
 
             def boolean(v: Any, ctx: Mapping[str, Any]) -> bool | None:
-                r = f(ChainMap({INPUT: v}, ctx))
+                r = f(ChainMap({INPUT: v}, ctx))  # type: ignore[arg-type]  # read-only scopes
                 return r if type(r) is bool else None
             return boolean
         if not self.conditions:

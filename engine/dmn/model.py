@@ -348,7 +348,7 @@ class DecisionModel:
         if self.input_types:
             context = self._typed_inputs(decision, context, warnings)
         if self.functions:
-            context = ChainMap(dict(context), self.functions)
+            context = ChainMap(dict(context), self.functions)  # type: ignore[arg-type]  # read-only scopes
         return self._evaluate(decision, context, {}, warnings)[0]
 
     def _typed_inputs(self, decision: Decision, context: Mapping[str, Any],

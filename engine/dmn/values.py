@@ -110,7 +110,7 @@ class FeelFunction:
         local = self.bind(list(args), named)
         if local is None:
             return None
-        return self.body(ChainMap(local, self.scope))
+        return self.body(ChainMap(local, self.scope))  # type: ignore[arg-type]  # read-only scopes
 
 
 @dataclass(frozen=True)
@@ -439,7 +439,7 @@ def show(value: Any) -> str:
         return "false"
     t = type(value)
     if t is str:
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'  # type: ignore[no-any-return]  # type(value) is str, checked above
     if t in (int, Decimal, float):
         return str(to_plain(value))
     if t is date:

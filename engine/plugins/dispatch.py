@@ -21,7 +21,7 @@ from engine.sdk import Context
 def dispatch(plugin: LoadedPlugin, operation: str | None, ctx: Context, data: Mapping[str, Any]) -> dict[str, Any]:
     op_name = operation or plugin.spec.first_operation
     op = plugin.spec.operations.get(op_name)
-    subject = {"plugin": plugin.id, "operation": op_name}
+    subject: dict[str, Any] = {"plugin": plugin.id, "operation": op_name}
     if op is None:
         raise PluginError(f"plugin {plugin.id!r} has no operation {op_name!r}; it has: "
                           f"{', '.join(plugin.spec.operations)}", **subject)
@@ -41,7 +41,7 @@ def dispatch(plugin: LoadedPlugin, operation: str | None, ctx: Context, data: Ma
         raise ContractViolation(f"{plugin.id}.{op_name} returned {type(result).__name__}, not an object",
                                 side="output", **subject)
     try:  # the output goes to the ledger and the run record: it must be plain JSON
-        output = json.loads(json.dumps(dict(result), allow_nan=False))
+        output: dict[str, Any] = json.loads(json.dumps(dict(result), allow_nan=False))
     except (TypeError, ValueError) as e:
         raise ContractViolation(f"output of {plugin.id}.{op_name} is not plain JSON: {e}", side="output",
                                 **subject) from e

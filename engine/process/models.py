@@ -122,7 +122,7 @@ class _Checker:
         edges = {e.get("bpmnElement") for e in root.iter(_q("BPMNEdge", BPMNDI_NS))}
         if not list(root.iter(_q("BPMNDiagram", BPMNDI_NS))):
             self.add("has no BPMNDiagram: Camunda Modeler cannot display it", self.bpmn, line=root.sourceline)
-        processes = root.findall(_q("process"))
+        processes: list[Any] = root.findall(_q("process"))
         for process in processes:
             for node in process.iter():
                 if not isinstance(node.tag, str) or not node.tag.startswith("{" + BPMN_NS):
