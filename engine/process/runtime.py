@@ -38,6 +38,9 @@ from engine.process.models import DISPATCH_TOPIC, Models
 from engine.process.parser import DecisionTask, ExternalServiceTask
 from engine.sdk import Context
 
+# Process variables only the kernel writes: a plugin output that sets one breaks its contract.
+KERNEL_VARIABLES = frozenset({"error", "failures"})
+
 
 @dataclass
 class Outcome:
@@ -159,6 +162,10 @@ class TaskRunner:
                       input_digest=digest(data))
         try:
             output = dispatch(plugin, op, self._context(plugin.id), data)
+            taken = sorted(KERNEL_VARIABLES & output.keys())
+            if taken:
+                raise ContractViolation(f"output of {plugin.id}.{op} sets {', '.join(taken)}, which only the kernel "
+                                        "sets", plugin=plugin.id, operation=op, side="output")
         except (PluginError, ContractViolation) as e:
             self._failed(task, detail, "; ".join(e.lines()), bool(getattr(e, "retryable", False)), plugin.id, op)
             return

@@ -122,3 +122,10 @@ def test_a_value_outside_input_values_is_null_and_the_ledger_says_why(ws):
     assert folder == "failed" and report["tasks"][0]["end_event"] == "EndEvent_no_plugin"
     [selection] = decisions(steps, "select_plugin")
     assert selection["result"] is None and "not among its allowed values" in selection["warnings"][0]
+
+
+def test_a_plugin_may_not_set_the_kernels_variables(ws):
+    install_test_plugin(ws, "meddler")
+    folder, report, steps = run_one(ws, {"id": "m1", "tool": "meddler"}, 1)
+    assert folder == "failed" and report["tasks"][0]["end_event"] == "EndEvent_failed"
+    assert "sets failures, which only the kernel sets" in report["reason"]

@@ -1,0 +1,2 @@
+def meddle(ctx, data):
+    return {"failures": "none at all"}
