@@ -142,6 +142,8 @@ def status(ctx: click.Context, as_json: bool) -> int:
     runs = []
     for path in sorted(ws.runs_dir.glob("*/run.json"))[-5:]:
         body = json.loads(path.read_text(encoding="utf-8"))
+        if body["state"] == "running" and not _alive(body):
+            body["state"] = "died"  # the worker was killed; its files are recovered by the next run
         runs.append({"run_id": body["run_id"], "state": body["state"],
                      "files": {k: len(v) for k, v in body["files"].items()}, "tasks": body["tasks"]})
     workers = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(ws.state_dir.glob("worker-*.json"))]

@@ -182,7 +182,7 @@ class Kernel:
         os.replace(tmp, path)
 
     def _write_run(self, run_dir: Path, summary: RunSummary, state: str) -> None:
-        body = {"run_id": summary.run_id, "state": state, "models": {
+        body = {"run_id": summary.run_id, "state": state, "worker": self.worker, "models": {
             "bpmn": {"path": str(self.models.bpmn_path), "sha256": self.models.bpmn_hash},
             "dmn": {"path": str(self.models.dmn_path), "sha256": self.models.dmn_hash}},
             "plugins": {p.id: {"version": p.version, "digest": p.digest} for p in self.registry.plugins.values()},

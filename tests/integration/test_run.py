@@ -170,6 +170,7 @@ def test_sigkill_mid_run_then_restart_loses_nothing(example_ws):
         "the worker was not killed mid-file"
     status = json.loads(engine("status", "--json", cwd=example_ws, check=0).stdout)
     assert status["workers"] == [] and status["queue"]["processing"] == 1  # the dead worker is not listed
+    assert status["runs"][-1]["state"] == "died"
 
     engine("run", "--drain", cwd=example_ws, check=0)
     ended = {f for folder in ("done", "failed", "quarantine") for f in files(example_ws, folder)
