@@ -31,7 +31,14 @@ HEAD_FILE = "head.json"  # seq and hash of the last entry: a removed last line i
 
 
 def canonical(data: Any) -> bytes:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+    """Sorted-key, compact JSON. Keys of mixed types (a script task's ``{1: "a", "b": 2}``) are made
+    strings first, as JSON would write them anyway."""
+    try:
+        text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    except TypeError:
+        plain = json.loads(json.dumps(data, ensure_ascii=False, default=str))
+        text = json.dumps(plain, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return text.encode()
 
 
 def digest(data: Any) -> str:

@@ -118,3 +118,7 @@ def test_garbled_head_is_reported_not_crashed(ledger):
     with pytest.raises(LedgerBroken) as caught:
         ledger.verify()
     assert "head.json" in str(caught.value)
+
+
+def test_digest_of_data_with_keys_of_mixed_types():
+    assert digest({1: "a", "b": 2}) == digest({"1": "a", "b": 2})
