@@ -24,6 +24,7 @@ from lxml import etree
 
 from engine.dmn.boxed_reader import BoxedReader
 from engine.dmn.compiler import Test, compile_expression, compile_test_list, expression_free_names
+from engine.dmn.juel import JUEL_LANGUAGES, juel_cell_as_feel
 from engine.dmn.lexer import FeelSyntaxError
 from engine.dmn.model import Decision, DecisionModel
 from engine.dmn.parser import KnownNames
@@ -39,6 +40,8 @@ DMN_NAMESPACES = {
     "https://www.omg.org/spec/DMN/20230324/MODEL/": "1.5",
 }
 
+
+_CELLS = frozenset({"inputExpression", "inputEntry", "outputEntry", "literalExpression"})
 
 def load(source: str | os.PathLike[str] | bytes, *, filename: str | None = None) -> DecisionModel:
     """Load a DMN file (a path) or DMN XML (bytes). Raises ModelError listing every problem."""
@@ -77,6 +80,23 @@ class _Loader(BoxedReader):
 
     # ---- the document -----------------------------------------------------------------------------
 
+    def juel_to_feel(self, root: etree._Element) -> None:
+        """Cells in JUEL (Camunda 7: ``expressionLanguage="juel"``, on the cell or the whole file) are
+        rewritten, in memory, to the FEEL they spell, so that they compile like any other cell."""
+        file_juel = (root.get("expressionLanguage") or "").strip().lower() in JUEL_LANGUAGES
+        for el in root.iter():
+            if not isinstance(el.tag, str) or etree.QName(el).localname not in _CELLS:
+                continue
+            lang = el.get("expressionLanguage")
+            if not ((lang or "").strip().lower() in JUEL_LANGUAGES or (lang is None and file_juel)):
+                continue
+            text = el.find(f"{{{self.ns}}}text")
+            if text is not None and text.text:
+                text.text = juel_cell_as_feel(text.text)
+            el.attrib.pop("expressionLanguage", None)
+        if file_juel:
+            root.attrib.pop("expressionLanguage", None)
+
     def build(self, data: bytes) -> DecisionModel | None:
         parser = etree.XMLParser(resolve_entities=False, no_network=True, remove_comments=True,
                                  huge_tree=False)
@@ -101,6 +121,7 @@ class _Loader(BoxedReader):
             self.problem(f"unknown namespace '{qname.namespace}' for <definitions>; a DMN file uses one of "
                          f"({known})", root)
             return None
+        self.juel_to_feel(root)
         self.default_language = root.get("expressionLanguage")
         self.declared_names(root)
         for item in root.findall(f"{{{self.ns}}}itemDefinition"):

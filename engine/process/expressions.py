@@ -9,13 +9,13 @@ is a model problem, reported before any task is claimed.
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 from engine.dmn import FeelSyntaxError, compile_expression, to_json
+from engine.dmn.juel import from_juel
 
 Compiled = Callable[[Mapping[str, Any]], Any]
 
@@ -32,45 +32,6 @@ def unwrap(text: str) -> str:
 def is_expression(text: str) -> bool:
     """Whether a camunda:inputParameter/outputParameter text is an expression (``${...}``), not a string."""
     return text.strip().startswith("${") and text.strip().endswith("}")
-
-
-_JUEL_OPERATORS = {"==": "=", "&&": " and ", "||": " or ", " eq ": " = ", " ne ": " != "}
-
-
-def from_juel(text: str) -> str:
-    """The operators Camunda 7 (JUEL) and SpiffWorkflow (Python) models use, in FEEL spelling.
-
-    ``a == 'x' && !done`` becomes ``a = "x" and not(done)``. Only the operators and quotes that the
-    three languages spell differently are rewritten, outside string literals; anything else is left
-    for the FEEL parser to accept or reject.
-    """
-    out: list[str] = []
-    i = 0
-    while i < len(text):
-        ch = text[i]
-        if ch in "'\"":  # a string literal, copied with FEEL's double quotes
-            end = text.find(ch, i + 1)
-            end = len(text) if end < 0 else end
-            out.append('"' + text[i + 1:end].replace('"', '\\"') + '"')
-            i = end + 1
-            continue
-        for juel, feel in _JUEL_OPERATORS.items():
-            if text.startswith(juel, i):
-                out.append(feel)
-                i += len(juel)
-                break
-        else:
-            if ch == "!" and not text.startswith("!=", i):
-                operand = re.match(r"\s*(\([^()]*\)|[A-Za-z_][\w.]*)", text[i + 1:])
-                if operand:
-                    inner = operand.group(1)
-                    inner = inner[1:-1] if inner.startswith("(") else inner
-                    out.append(f"not({from_juel(inner)})")
-                    i += 1 + operand.end()
-                    continue
-            out.append(ch)
-            i += 1
-    return "".join(out)
 
 
 def compile_feel(text: str) -> Compiled:

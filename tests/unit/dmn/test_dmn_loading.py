@@ -185,9 +185,16 @@ def test_unknown_type_ref_suggests_the_closest():
 
 
 def test_non_feel_expression_language_is_reported():
-    (problem,) = _problems("juel_expression_language.dmn")
-    assert "expression language 'juel' is not supported" in problem.message
-    assert problem.extra["rule"] == "juel_rule"
+    (problem,) = _problems("javascript_expression_language.dmn")
+    assert "expression language 'javascript' is not supported" in problem.message
+    assert problem.extra["rule"] == "js_rule"
+
+
+@pytest.mark.parametrize(("amount", "status", "expected"), [
+    (7, "open", "big"), (10, "open", "other"), (7, "closed", "other"), (3, "open", "other")])
+def test_juel_cells_are_read_as_the_feel_they_spell(amount, status, expected):
+    model = dmn.load(DATA / "juel_expression_language.dmn")
+    assert model.evaluate("juel_decision", {"amount": amount, "status": status}).value == expected
 
 
 def test_problems_of_different_kinds_come_together(make_dmn):
