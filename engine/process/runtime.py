@@ -238,10 +238,7 @@ class TaskRunner:
                 workflow.do_engine_steps(will_complete_task=self._will_complete, did_complete_task=self._did_complete)
                 if workflow.is_completed():
                     break
-                if workflow.get_tasks(state=TaskState.READY, manual=True):
-                    return Outcome("failed", "the process waits on a manual or user task, which engine run "
-                                   "cannot complete", steps=self.steps)
-                waiting = workflow.get_tasks(state=TaskState.WAITING)
+                waiting = workflow.get_tasks(state=TaskState.WAITING | TaskState.READY)
                 if not any(isinstance(getattr(t.task_spec, "event_definition", None), TimerEventDefinition)
                            for t in waiting):
                     names = ", ".join(sorted({t.task_spec.bpmn_id or t.task_spec.name for t in waiting})) or "none"
