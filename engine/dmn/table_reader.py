@@ -90,31 +90,31 @@ class TableReader(Reader):
             except FeelSyntaxError as e:
                 self.problem(f"input expression '{text}' does not parse: {e}", expr_el, decision=did,
                              column=column, text=text)
-        values_el = el.find(f"{{{self.ns}}}inputValues")
-        values = text_of(values_el, self.ns)
-        if values is not None and values.strip():
-            clause.input_values = values.strip()
-            try:
-                clause.allowed = compile_test_list(values, names=self.names, callables=self.callables)
-            except FeelSyntaxError as e:
-                self.problem(f"inputValues '{values}' do not parse: {e}", values_el, decision=did, column=column,
-                             text=values)
+        listed = self.value_list(el, "inputValues", did, column)
+        if listed is not None:
+            clause.input_values, clause.allowed = listed
         return clause
+
+    def value_list(self, el: etree._Element, tag: str, did: str, column: str) -> tuple[str, list[Test]] | None:
+        """``inputValues``/``outputValues`` of a clause: its text and one compiled test per item."""
+        values_el = el.find(f"{{{self.ns}}}{tag}")
+        values = text_of(values_el, self.ns)
+        if values is None or not values.strip():
+            return None
+        try:
+            return values.strip(), compile_test_list(values, names=self.names, callables=self.callables)
+        except FeelSyntaxError as e:
+            self.problem(f"{tag} '{values}' do not parse: {e}", values_el, decision=did, column=column, text=values)
+            return values.strip(), []
 
     def output_clause(self, did: str, i: int, el: etree._Element) -> OutputClause:
         name = el.get("name")
         column = f"output {i}" + (f" '{name or el.get('label')}'" if name or el.get("label") else "")
         out = OutputClause(id=el.get("id"), name=name, label=el.get("label"),
                            type_ref=self.type_ref(el.get("typeRef"), el, did, column), line=el.sourceline)
-        values_el = el.find(f"{{{self.ns}}}outputValues")
-        values = text_of(values_el, self.ns)
-        if values is not None and values.strip():
-            out.output_values = values.strip()
-            try:
-                out.priority_tests = compile_test_list(values, names=self.names, callables=self.callables)
-            except FeelSyntaxError as e:
-                self.problem(f"outputValues '{values}' do not parse: {e}", values_el, decision=did, column=column,
-                             text=values)
+        listed = self.value_list(el, "outputValues", did, column)
+        if listed is not None:
+            out.output_values, out.priority_tests = listed
         default_el = el.find(f"{{{self.ns}}}defaultOutputEntry")
         default = text_of(default_el, self.ns)
         if default is not None and default.strip():
