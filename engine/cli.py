@@ -147,7 +147,7 @@ def status(ctx: click.Context, as_json: bool) -> int:
         runs.append({"run_id": body["run_id"], "state": body["state"],
                      "files": {k: len(v) for k, v in body["files"].items()}, "tasks": body["tasks"]})
     workers = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(ws.state_dir.glob("worker-*.json"))]
-    workers = [w for w in workers if not w.get("stopped") and _alive(w)]
+    workers = [w for w in workers if _alive(w)]
     if as_json:
         out.print_json(json.dumps({"workspace": str(ws.root), "queue": counts, "workers": workers, "runs": runs}))
         return ExitCode.OK

@@ -92,7 +92,7 @@ class Kernel:
                 on_file(claim.name, dest)
         summary.interrupted = summary.interrupted or stop()
         self._write_run(run_dir, summary, "interrupted" if summary.interrupted else "finished")
-        self._heartbeat(run_id, None, stopped=True)
+        self._heartbeat_path().unlink(missing_ok=True)  # a worker that stops cleanly leaves no heartbeat
         ctx.log.info("run_finished", files={k: len(v) for k, v in summary.files.items()}, tasks=summary.tasks)
         return summary
 
@@ -172,11 +172,15 @@ class Kernel:
                           **({"reason": report["reason"]} if "reason" in report else {}))
         return dest
 
-    def _heartbeat(self, run_id: str, current: str | None, stopped: bool = False) -> None:
+    def _heartbeat_path(self) -> Path:
+        return self.ws.state_dir / f"worker-{self.worker}.json"
+
+    def _heartbeat(self, run_id: str, current: str | None) -> None:
+        """``.engine/state/worker-<host>-<pid>.json``: what this worker does, for ``engine status``."""
         self.ws.state_dir.mkdir(parents=True, exist_ok=True)
-        path = self.ws.state_dir / f"worker-{self.worker}.json"
+        path = self._heartbeat_path()
         body = {"worker": self.worker, "pid": os.getpid(), "run_id": run_id, "current_file": current,
-                "beat": self.clock.now().isoformat(), "stopped": stopped}
+                "beat": self.clock.now().isoformat()}
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(json.dumps(body), encoding="utf-8")
         os.replace(tmp, path)

@@ -201,6 +201,8 @@ def test_polling_worker_picks_up_new_files_and_stops_cleanly_on_sigterm(example_
     while time.monotonic() < deadline and not (done / "009-late.jsonl").exists():
         time.sleep(0.05)
     assert (done / "009-late.jsonl").exists(), "the polling worker did not pick up a new file"
+    live = json.loads(engine("status", "--json", cwd=example_ws, check=0).stdout)["workers"]
+    assert [w["pid"] for w in live] == [worker.pid]
     worker.send_signal(signal.SIGTERM)
     stdout, stderr = worker.communicate(timeout=30)
     assert worker.returncode == 0, stderr
