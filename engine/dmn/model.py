@@ -18,7 +18,7 @@ from engine.dmn.compiler import Expr, Test
 from engine.dmn.hit_policy import select
 from engine.dmn.result import DecisionResult
 from engine.dmn.typeref import TypeDef, TypeMismatch, conform, parse_text
-from engine.dmn.values import show, to_plain
+from engine.dmn.values import set_path, show, to_plain
 from engine.errors import DecisionError
 
 # Where the decision being evaluated collects its warnings: values that DMN turns into null (outside
@@ -179,11 +179,11 @@ class Decision:
                 except TypeMismatch as e:
                     raise self.error(f"input '{clause.name}' ({clause.type_ref}): cannot use {text!r}: {e}") \
                         from e
-                _set_path(out, clause.path, value)
+                set_path(out, clause.path, value, merge=True)
                 continue
             path = ".".join(part.strip() for part in key.split("."))
             if any(path == r or r.startswith(path + ".") or path.startswith(r + ".") for r in self.reads):
-                _set_path(out, tuple(path.split(".")), parse_text(text, None))
+                set_path(out, tuple(path.split(".")), parse_text(text, None), merge=True)
                 continue
             known = sorted({c.name for c in self.all_inputs} | set(self.reads))
             close = difflib.get_close_matches(key, known, n=1)
@@ -280,21 +280,6 @@ class Decision:
         return tuple(None if o.default_value is None else self._check_output(o, o.default_value(ctx), ctx, None,
                                                                                        warnings)
                      for o in self.outputs)
-
-
-def _set_path(out: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
-    node = out
-    for part in path[:-1]:
-        nxt = node.get(part)
-        if not isinstance(nxt, dict):
-            nxt = {}
-            node[part] = nxt
-        node = nxt
-    last = path[-1]
-    if isinstance(value, dict) and isinstance(node.get(last), dict):
-        node[last].update(value)
-    else:
-        node[last] = value
 
 
 class DecisionModel:

@@ -95,15 +95,7 @@ class FeelFunction:
             local[param] = value
             if "." in param:
                 # Trisotech's implicit parameters are named ``Person.Gender`` and read as a path
-                node = local
-                parts = param.split(".")
-                for part in parts[:-1]:
-                    nxt = node.get(part)
-                    if not isinstance(nxt, dict):
-                        nxt = {}
-                        node[part] = nxt
-                    node = nxt
-                node[parts[-1]] = value
+                set_path(local, tuple(param.split(".")), value)
         return local
 
     def __call__(self, *args: Any, **named: Any) -> Any:
@@ -455,3 +447,20 @@ def show(value: Any) -> str:
     if isinstance(value, Mapping):
         return "{" + ", ".join(f"{k}: {show(v)}" for k, v in value.items()) + "}"
     return str(value)
+
+
+def set_path(out: dict[str, Any], path: tuple[str, ...], value: Any, *, merge: bool = False) -> None:
+    """Put ``value`` at ``path`` in nested dicts, making the dicts on the way. With ``merge``, a dict
+    value is merged into a dict already there instead of replacing it."""
+    node = out
+    for part in path[:-1]:
+        nxt = node.get(part)
+        if not isinstance(nxt, dict):
+            nxt = {}
+            node[part] = nxt
+        node = nxt
+    last = path[-1]
+    if merge and isinstance(value, dict) and isinstance(node.get(last), dict):
+        node[last].update(value)
+    else:
+        node[last] = value
