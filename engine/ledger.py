@@ -17,7 +17,7 @@ import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,10 +44,6 @@ def canonical(data: Any) -> bytes:
 def digest(data: Any) -> str:
     """SHA-256 hex of the canonical JSON of ``data``."""
     return hashlib.sha256(canonical(data)).hexdigest()
-
-
-def file_digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _entry_hash(entry: Mapping[str, Any]) -> str:
@@ -118,12 +114,6 @@ class Ledger:
             return 0, GENESIS
         entry = json.loads(last)
         return int(entry["seq"]), str(entry["hash"])
-
-    def entries(self) -> Iterator[tuple[Path, int, dict[str, Any]]]:
-        for path in self.files():
-            with path.open(encoding="utf-8") as handle:
-                for number, raw in enumerate(handle, start=1):
-                    yield path, number, json.loads(raw)
 
     def _read_head(self) -> dict[str, Any]:
         if not self.head.exists():
