@@ -9,7 +9,8 @@
     ├── DecisionError                a decision failed while evaluating (UNIQUE with two hits, ...)
     ├── ContractViolation            data does not match a contract (carries every Problem)
     ├── PluginLoadError              a plugin folder or manifest is invalid (carries every Problem)
-    ├── PluginError                  a plugin failed; ``retryable`` says whether a retry may help
+    ├── PluginError                  a plugin call failed: ``kind`` business (a declared ``code``) or
+    │                                technical; ``retryable`` says whether a retry may help
     ├── LedgerBroken                 the ledger chain or an entry is bad (names the entry)
     └── TaskFailed                   a task ended on the process's failure path
 
@@ -123,11 +124,21 @@ class PluginLoadError(EngineError):
 
 
 class PluginError(EngineError):
-    """Raised by a plugin (or by dispatch on its behalf). ``retryable`` travels with the error."""
+    """A plugin call failed. Raised by a plugin, or by the kernel on its behalf.
 
-    def __init__(self, message: str, *, retryable: bool = False, **subject: Any) -> None:
+    A plugin raises ``PluginError(message, code="MERGE_CONFLICT")`` for a *business* error, with a code
+    its ``plugin.spec.json`` declares under ``errors``, and ``PluginError(message, retryable=...)`` for a
+    *technical* failure. The kernel's own findings about a call (timeout, crashed worker, contract
+    violation) are technical errors whose code starts with ``engine.``. ``kind``, ``code`` and
+    ``retryable`` reach the process data as ``error.kind``, ``error.code`` and ``error.retryable``.
+    """
+
+    def __init__(self, message: str, *, retryable: bool = False, code: str | None = None,
+                 kind: str | None = None, **subject: Any) -> None:
         super().__init__(message, **subject)
         self.retryable = retryable
+        self.code = code
+        self.kind = kind or ("business" if code and not code.startswith("engine.") else "technical")
 
 
 class LedgerBroken(EngineError):

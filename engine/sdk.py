@@ -7,8 +7,11 @@ point) and a Python file that defines one function per operation::
 
 Every call takes ``(ctx, data)``. ``data`` has been checked against the operation's ``input_schema``
 and the returned dict is checked against its ``output_schema``. A plugin must not read the wall clock
-(use ``ctx.now``), draw unseeded randomness (use ``ctx.seed``), print, or exit; it signals failure by
-raising ``PluginError(message, retryable=...)``. Anything else it raises is wrapped by the kernel.
+(use ``ctx.now``) or draw unseeded randomness (use ``ctx.seed``). It signals a business error by raising
+``PluginError(message, code="CODE")`` with a code its ``plugin.spec.json`` declares under ``errors``, and a
+technical failure by raising ``PluginError(message, retryable=...)``. Anything else it raises, and
+anything it prints, exits or crashes with, costs its own call only: the kernel reports it as a
+technical error of that call.
 """
 
 from __future__ import annotations

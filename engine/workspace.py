@@ -7,6 +7,7 @@
     .engine/runs/<run-id>/                              run summary and recorded plugin outputs
     .engine/state/                                      worker heartbeats
     .engine/logs/engine.jsonl                           structlog JSON logs (and tracebacks)
+    engine.toml                                         the operator's settings (engine.config)
     process/orchestration.bpmn, process/decisions.dmn   the models this workspace runs (from `engine init`)
     policies/                                           the policies this workspace runs
     plugins/                                            the workspace's own plugins (optional)
@@ -23,6 +24,15 @@ from pathlib import Path
 from typing import Any
 
 from engine.bundled import bundled
+from engine.config import (
+    CONFIG_FILE,
+    DEFAULT_TOML,
+    PERFORMANCE_FILE,
+    Config,
+    Performance,
+    load_config,
+    load_performance,
+)
 from engine.errors import WorkspaceError
 from engine.queue import FOLDERS
 
@@ -72,6 +82,15 @@ class Workspace:
     @property
     def dmn(self) -> Path:
         return self.model(DMN_FILE)
+
+    def config(self) -> Config:
+        """``engine.toml`` (defaults when absent); ``WorkspaceError`` naming the file and key when invalid."""
+        return load_config(self.root)
+
+    def performance(self) -> Performance:
+        """The workspace's ``policies/performance.yml``, or the bundled one when it has none."""
+        own = self.root / "policies" / PERFORMANCE_FILE
+        return load_performance(own if own.exists() else bundled("policies") / PERFORMANCE_FILE)
 
     def plugin_path(self) -> list[Path]:
         """Where plugins are looked for, first match wins: the workspace, ENGINE_PLUGIN_PATH, the defaults."""
@@ -150,6 +169,10 @@ def init(root: Path, *, example: bool = False) -> tuple[Workspace, list[str]]:
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(path, dest)
                 made.append(str(dest.relative_to(ws.root)))
+    config = ws.root / CONFIG_FILE
+    if not config.exists():
+        config.write_text(DEFAULT_TOML, encoding="utf-8")
+        made.append(CONFIG_FILE)
     if example:
         repo = ws.root / EXAMPLE_REPO
         if not repo.exists():

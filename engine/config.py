@@ -1,0 +1,129 @@
+"""A workspace's settings: ``engine.toml`` (the operator's) and ``policies/performance.yml`` (timeouts).
+
+Both are optional; what a file leaves out takes the default shown in ``DEFAULT_TOML``. A file that is
+not valid TOML/YAML, or a key that is unknown or of the wrong type, is a ``WorkspaceError`` naming the
+file, the line where there is one, and the key: the engine refuses to start rather than run with
+settings it did not understand.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationError
+
+from engine.errors import Problem, WorkspaceError
+
+CONFIG_FILE = "engine.toml"
+PERFORMANCE_FILE = "performance.yml"
+CATEGORIES = ("acquisition", "transformation", "state_change", "validation", "orchestration")
+
+DEFAULT_TOML = """\
+# engine.toml: this workspace's settings. Every key is optional; the values shown are the defaults.
+
+[queue]
+# A task file claimed this many times without finishing (its worker died each time) goes to
+# quarantine/ instead of being run again.
+max_claims = 3
+
+[plugins]
+# On SIGTERM/SIGINT, how long a plugin call in flight may go on before its worker is stopped and the
+# task is left to resume on the next start.
+stop_grace_sec = 3.0
+# A worker that timed out gets SIGTERM, then SIGKILL after this many seconds.
+kill_grace_sec = 1.0
+
+[telemetry]
+# OpenTelemetry export of the run's spans: "none", "console" (to the log file) or "otlp" (HTTP).
+export = "none"
+otlp_endpoint = "http://localhost:4318/v1/traces"
+"""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class QueueConfig(_Section):
+    max_claims: int = Field(3, ge=1, le=1000)
+
+
+class PluginsConfig(_Section):
+    stop_grace_sec: float = Field(3.0, ge=0, le=3600)
+    kill_grace_sec: float = Field(1.0, ge=0, le=60)
+
+
+class TelemetryConfig(_Section):
+    export: Literal["none", "console", "otlp"] = "none"
+    otlp_endpoint: str = "http://localhost:4318/v1/traces"
+
+
+class Config(_Section):
+    queue: QueueConfig = QueueConfig()
+    plugins: PluginsConfig = PluginsConfig()
+    telemetry: TelemetryConfig = TelemetryConfig()
+
+
+class Performance(_Section):
+    """``policies/performance.yml``: the longest a call of a plugin of each category may take."""
+
+    timeouts: dict[str, PositiveFloat] = Field(default_factory=lambda: {
+        "acquisition": 300.0, "transformation": 60.0, "state_change": 1800.0, "validation": 3600.0,
+        "orchestration": 600.0})
+
+    def bound(self, category: str) -> float | None:
+        return self.timeouts.get(category)
+
+
+def _problems(error: ValidationError, file: Path) -> list[Problem]:
+    out = []
+    for e in error.errors():
+        key = ".".join(str(p) for p in e["loc"])
+        out.append(Problem(e["msg"], file=str(file), path=key or None))
+    return out
+
+
+def load_config(root: Path) -> Config:
+    """The workspace's ``engine.toml``, or the defaults when it has none."""
+    path = root / CONFIG_FILE
+    if not path.exists():
+        return Config()
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise WorkspaceError(f"{path}: not valid TOML: {e}", problems=[Problem(str(e), file=str(path))],
+                             file=str(path)) from e
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as e:
+        raise WorkspaceError(f"{path}: invalid settings", problems=_problems(e, path), file=str(path)) from e
+
+
+def load_performance(path: Path) -> Performance:
+    """``policies/performance.yml``: per-category timeout bounds (defaults for categories it omits)."""
+    if not path.exists():
+        return Performance()
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise WorkspaceError(f"{path}: not valid YAML: {getattr(e, 'problem', None) or e}",
+                             problems=[Problem(str(e), file=str(path), line=line)], file=str(path)) from e
+    raw = raw or {}
+    if not isinstance(raw, dict):
+        raise WorkspaceError(f"{path}: must be a mapping with a 'timeouts' key", file=str(path))
+    found = [Problem(f"unknown plugin category {name!r}; categories: {', '.join(CATEGORIES)}", file=str(path),
+                     path=f"timeouts.{name}")
+             for name in (raw.get("timeouts") or {}) if name not in CATEGORIES]
+    if found:
+        raise WorkspaceError(f"{path}: invalid performance policy", problems=found, file=str(path))
+    try:
+        merged = {**Performance().timeouts, **(raw.get("timeouts") or {})}
+        return Performance.model_validate({**raw, "timeouts": merged})
+    except ValidationError as e:
+        raise WorkspaceError(f"{path}: invalid performance policy", problems=_problems(e, path),
+                             file=str(path)) from e
