@@ -21,10 +21,12 @@ from typing import Any, TextIO
 import click
 import structlog
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 
 from engine import __version__
 from engine.errors import EngineError, ExitCode, UsageError
+from engine.telemetry import Telemetry
 from engine.workspace import Workspace
 
 out = Console(highlight=False, soft_wrap=True)
@@ -45,7 +47,8 @@ def _configure_logging(ws: Workspace | None) -> None:
         factory = structlog.ReturnLoggerFactory()
     structlog.configure(
         processors=[structlog.processors.add_log_level, structlog.processors.TimeStamper(fmt="iso", utc=True),
-                    structlog.processors.format_exc_info, structlog.processors.JSONRenderer(sort_keys=True)],
+                    Telemetry.structlog_processor, structlog.processors.format_exc_info,
+                    structlog.processors.JSONRenderer(sort_keys=True)],
         wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
         logger_factory=factory, cache_logger_on_first_use=False)
 
@@ -199,7 +202,10 @@ def validate(ctx: click.Context, bpmn: Path | None, dmn: Path | None) -> int:
         problems, checked = check_decisions(dmn), f"{dmn}"
     else:
         bpmn, dmn = bpmn or ws.bpmn, dmn or ws.dmn
-        problems, checked = check_models(bpmn, dmn, load_registry(ws)), f"{bpmn} and {dmn}"
+        registry = load_registry(ws)
+        for replacement in registry.replacements:
+            out.print(replacement.describe(ws.root), markup=False)
+        problems, checked = check_models(bpmn, dmn, registry), f"{bpmn} and {dmn}"
     for p in problems:
         out.print(str(p), markup=False)
     if problems:
@@ -224,6 +230,69 @@ def ledger_verify(ctx: click.Context) -> int:
     report = Ledger(ws.ledger_dir).verify()
     out.print(f"ledger ok: {report.entries} entries in {report.files} file(s), head {report.last_hash[:16]}")
     return ExitCode.OK
+
+
+@cli.group()
+def plugin() -> None:
+    """List and check the installed plugins."""
+
+
+@plugin.command("list")
+@click.option("--json", "as_json", is_flag=True, help='Print one JSON object {"plugins": [...], "problems": [...]}.')
+@click.pass_context
+def plugin_list(ctx: click.Context, as_json: bool) -> int:
+    """The plugins the engine uses here, with where each was found; exit 6 if one is refused."""
+    from engine.plugins.catalog import list_plugins
+
+    ws = _workspace(ctx, required=False)
+    listing = list_plugins(ws)
+    if as_json:
+        out.print_json(json.dumps(listing.as_dict()))
+    else:
+        columns = ["id", "version", "category", "operations", "origin", "isolation", "folder", "replaces"]
+        if not any(row["replaces"] for row in listing.plugins):
+            columns.pop()
+        table = Table(*columns, box=None, pad_edge=False, header_style="bold")
+        for row in listing.plugins:
+            folder = Path(row["folder"])
+            shown = {**row, "operations": ", ".join(row["operations"]), "replaces": row["replaces"] or "",
+                     "folder": str(folder.relative_to(ws.root) if folder.is_relative_to(ws.root) else folder)}
+            table.add_row(*(shown[name] for name in columns))
+        # one line per plugin, however narrow the terminal (like `docker ps`): folded cells are unreadable
+        needed = Measurement.get(out, out.options.update_width(10_000), table).maximum
+        Console(file=out.file, width=max(out.width, needed), highlight=False).print(table)
+        for replacement in listing.replacements:
+            out.print(replacement.describe(ws.root), markup=False)
+        for p in listing.problems:
+            err.print(str(p), markup=False)
+        if listing.problems:
+            err.print(f"{len(listing.problems)} problem(s) with plugins: `engine run` refuses to start until they "
+                      "are fixed", markup=False)
+    return ExitCode.PLUGIN_INVALID if listing.problems else ExitCode.OK
+
+
+@plugin.command("check")
+@click.argument("plugin_id", metavar="ID")
+@click.option("--json", "as_json", is_flag=True, help='Print {"plugin": ID, "ok": ..., "problems": [...]}.')
+@click.pass_context
+def plugin_check(ctx: click.Context, plugin_id: str, as_json: bool) -> int:
+    """Load plugin ID: every static problem, then (for a plugin that runs in workers) import it in a
+    worker, calling nothing. Exit 0 when fine, 6 with one line per problem otherwise."""
+    from engine.plugins.catalog import check_plugin
+
+    ws = _workspace(ctx, required=False)
+    report = check_plugin(ws, plugin_id)
+    if as_json:
+        out.print_json(json.dumps(report.as_dict()))
+    elif report.ok and report.loaded is not None:
+        p = report.loaded
+        out.print(f"plugin {plugin_id} ok: {p.id} {p.version} ({p.origin}, isolation {p.spec.isolation}), "
+                  f"operations {', '.join(p.spec.operations)}", markup=False)
+    else:
+        for problem in report.problems:
+            out.print(str(problem), markup=False)
+        err.print(f"plugin {plugin_id}: {len(report.problems)} problem(s)", markup=False)
+    return ExitCode.OK if report.ok else ExitCode.PLUGIN_INVALID
 
 
 def _parse_inputs(pairs: Sequence[str]) -> dict[str, str]:
@@ -260,6 +329,8 @@ def decide(ctx: click.Context, decision: str, model: Path | None, inputs: Sequen
                 context = json.load(input_json)
             except json.JSONDecodeError as e:
                 raise UsageError(f"--input-json: not valid JSON: {e.msg} (line {e.lineno})") from e
+            except RecursionError as e:
+                raise UsageError("--input-json: nested too deeply") from e
             if not isinstance(context, dict):
                 raise UsageError("--input-json: must hold a JSON object")
         else:

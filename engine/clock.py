@@ -1,7 +1,10 @@
-"""The only place that reads the time or makes ids.
+"""The only place that reads the time, waits, or makes ids.
 
 Plugins never read the wall clock: they get ``now`` and ``seed`` through their call context, which the
-kernel fills from a ``Clock``. Tests inject a ``FixedClock`` to make runs reproducible.
+kernel fills from a ``Clock``. Tests inject a ``FixedClock`` to make runs reproducible: every time and
+id that can reach a plugin or a ledger record then comes out the same. ``monotonic`` and ``sleep`` only
+measure durations and deadlines (ledger envelopes, timeouts); they stay real under ``FixedClock``, so a
+hanging plugin still times out in a test.
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ class Clock:
 
     def monotonic(self) -> float:
         return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
 
     def new_id(self, prefix: str = "") -> str:
         """A sortable unique id: UTC timestamp, then random hex."""
@@ -42,9 +48,6 @@ class FixedClock(Clock):
         current = self._now
         self._now = current + timedelta(seconds=1)
         return current
-
-    def monotonic(self) -> float:
-        return float(self._count)
 
     def new_id(self, prefix: str = "") -> str:
         self._count += 1

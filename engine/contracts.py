@@ -129,6 +129,7 @@ class Operation(BaseModel):
     description: str = ""
     input_schema: dict[str, Any]
     output_schema: dict[str, Any]
+    timeout_sec: float | None = None
 
 
 class PluginSpec(BaseModel):
@@ -144,6 +145,9 @@ class PluginSpec(BaseModel):
     whatif: bool = False
     timeout_sec: float = 60
     isolation: str = "process"
+    concurrency: int = 1
+    env: list[str] = Field(default_factory=list)
+    errors: dict[str, str] = Field(default_factory=dict)
     side_effects: list[str] = Field(default_factory=list)
     requires_tools: list[str] = Field(default_factory=list)
 
@@ -161,3 +165,4 @@ class Manifest(BaseModel):
     entry_point: str
     dependencies: list[str] = Field(default_factory=list)
     source_digest: str | None = None
+    replaces: str | None = None

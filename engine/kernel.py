@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,9 +20,12 @@ import structlog
 from engine.clock import Clock
 from engine.errors import PluginLoadError, Problem
 from engine.ledger import Ledger
+from engine.plugins.dispatch import Dispatcher
 from engine.plugins.loader import Registry
+from engine.plugins.pool import WorkerPool
 from engine.process import Models, Outcome, RunContext, TaskRunner, load_models
 from engine.queue import Claim, TaskQueue
+from engine.telemetry import Telemetry
 from engine.workspace import Workspace
 
 
@@ -40,7 +42,7 @@ class RunSummary:
 
 
 def load_registry(ws: Workspace) -> Registry:
-    registry = Registry.discover(ws.plugin_path())
+    registry = Registry.discover(ws.plugin_sources())
     if registry.errors:
         problems: list[Problem] = [p for e in registry.errors for p in (e.problems or [Problem(e.message)])]
         raise PluginLoadError(f"{len(registry.errors)} plugin(s) failed to load", problems=problems)
@@ -49,26 +51,52 @@ def load_registry(ws: Workspace) -> Registry:
 
 class Kernel:
     def __init__(self, ws: Workspace, *, clock: Clock | None = None, registry: Registry | None = None,
-                 models: Models | None = None) -> None:
+                 models: Models | None = None, telemetry: Telemetry | None = None) -> None:
         self.ws = ws
         self.clock = clock or Clock()
         self.worker = f"{socket.gethostname()}-{os.getpid()}"
         self.log = structlog.get_logger("engine").bind(worker=self.worker)
+        # Bad settings, a bad plugin or a bad model are refused here, before any task is claimed.
+        self.config = ws.config()
+        self.performance = ws.performance()
         self.registry = registry or load_registry(ws)
-        # A bad model is refused here, before any task is claimed.
         self.models = models or load_models(ws.bpmn, ws.dmn, self.registry)
         self.queue = TaskQueue(ws.tasks, worker=self.worker)
         self.ledger = Ledger(ws.ledger_dir)
+        if telemetry is None:
+            console = ws.log_file.open("a", encoding="utf-8") if self.config.telemetry.export == "console" else None
+            telemetry = Telemetry.from_config(self.config.telemetry, console_file=console)
+        self.telemetry = telemetry
+        self.pool = WorkerPool(ws.root, clock=self.clock, kill_grace=self.config.plugins.kill_grace_sec,
+                               stop_grace=self.config.plugins.stop_grace_sec)
+        self.dispatcher = Dispatcher(self.pool, performance=self.performance, spans=self.telemetry.export_remote)
+
+    def close(self) -> None:
+        """Stop the plugin workers and flush the traces; the kernel can run again afterwards."""
+        self.pool.close()
+        self.pool = WorkerPool(self.ws.root, clock=self.clock, kill_grace=self.config.plugins.kill_grace_sec,
+                               stop_grace=self.config.plugins.stop_grace_sec)
+        self.dispatcher.pool = self.pool
+        self.telemetry.flush()
 
     def run(self, *, drain: bool, stop: Callable[[], bool] = lambda: False, poll_sec: float = 1.0,
             on_file: Callable[[str, str], None] | None = None) -> RunSummary:
         """Process task files until the inbox is empty (``drain``) or ``stop()`` says so."""
+        try:
+            with self.telemetry.span("engine run", **{"engine.drain": drain}):
+                return self._run(drain=drain, stop=stop, poll_sec=poll_sec, on_file=on_file)
+        finally:
+            self.close()
+
+    def _run(self, *, drain: bool, stop: Callable[[], bool], poll_sec: float,
+             on_file: Callable[[str, str], None] | None) -> RunSummary:
         run_id = self.clock.new_id("run-")
         run_dir = self.ws.runs_dir / run_id
         run_dir.mkdir(parents=True, exist_ok=True)
         ctx = RunContext(run_id=run_id, workspace=self.ws.root, models=self.models, registry=self.registry,
                          ledger=self.ledger, clock=self.clock, log=self.log.bind(run_id=run_id),
-                         worker=self.worker, outputs_file=run_dir / "outputs.jsonl")
+                         worker=self.worker, dispatcher=self.dispatcher, telemetry=self.telemetry,
+                         outputs_file=run_dir / "outputs.jsonl")
         summary = RunSummary(run_id)
         self.queue.ensure()
         self._write_run(run_dir, summary, "running")
@@ -97,9 +125,9 @@ class Kernel:
         return summary
 
     def _sleep(self, seconds: float, stop: Callable[[], bool]) -> None:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline and not stop():
-            time.sleep(min(0.1, seconds))
+        deadline = self.clock.monotonic() + seconds
+        while self.clock.monotonic() < deadline and not stop():
+            self.clock.sleep(min(0.1, seconds))
 
     def _queue_entry(self, ctx: RunContext, claim: Claim, transition: str, status: str, **extra: Any) -> None:
         record = {"kind": "queue", "task_file": claim.name, "transition": transition, "status": status, **extra}
@@ -107,6 +135,8 @@ class Kernel:
 
     def _work(self, ctx: RunContext, claim: Claim, summary: RunSummary, stop: Callable[[], bool]) -> str | None:
         log = ctx.log.bind(task_file=claim.name)
+        if self._poisoned(claim):
+            return self._quarantine_poison(ctx, claim, log)
         if claim.recovered:
             self._queue_entry(ctx, claim, "processing->processing", "recovered", detail={
                 "lines_already_done": sorted(claim.done_lines)})
@@ -138,11 +168,11 @@ class Kernel:
             if stop():
                 self.queue.release(claim)  # the file stays in processing/ and resumes on the next start
                 return None
-            runner = TaskRunner(ctx, item.task, task_file=claim.name, line=item.line)
+            runner = TaskRunner(ctx, item.task, task_file=claim.name, line=item.line, stop=stop)
             self.ledger.append({"kind": "run", "task_id": item.task.id, "task_file": claim.name, "line": item.line,
                                 "models": self.models.hashes, "status": "started"}, ctx.envelope())
             try:
-                outcome = runner.execute(stop)
+                outcome = runner.execute()
             except Exception as e:  # a bug must cost its task, not the queue: no file may crash every restart
                 log.exception("task_crashed", task_id=item.task.id)
                 outcome = Outcome("failed", f"internal error while running the task: {type(e).__name__}: {e} "
@@ -171,6 +201,31 @@ class Kernel:
         self._queue_entry(ctx, claim, f"processing->{dest}", dest,
                           **({"reason": report["reason"]} if "reason" in report else {}))
         return dest
+
+    def _poisoned(self, claim: Claim) -> bool:
+        """Whether the workers of ``claim``'s earlier claims died ``[queue] max_claims`` times."""
+        return claim.crashes >= self.config.queue.max_claims
+
+    def _quarantine_poison(self, ctx: RunContext, claim: Claim, log: Any) -> str:
+        """Move a file that killed its worker on every claim to quarantine/, without running it again."""
+        crashes, in_flight = claim.crashes, self.queue.in_flight(claim)
+        died = "once without finishing: its worker died" if crashes == 1 else \
+            f"{crashes} times without finishing: its worker died each time"
+        where = ""
+        if in_flight is not None:
+            task = f" (task {in_flight['task_id']})" if "task_id" in in_flight else ""
+            where = f", the last time while running line {in_flight['line']}{task}"
+        reason = (f"claimed {died} (a task that crashes the engine?){where}; quarantined so the queue can "
+                  "move on. Once the cause is fixed, move the file back into inbox/ to run it again")
+        report: dict[str, Any] = {
+            "file": claim.name, "status": "quarantine", "run_id": ctx.run_id, "reason": reason,
+            "in_flight": in_flight, "tasks": [claim.done_lines[n] for n in sorted(claim.done_lines)]}
+        self.queue.finish(claim, "quarantine", report)
+        self._queue_entry(ctx, claim, "processing->quarantine", "quarantine", reason=reason, detail={
+            "crashes": crashes, "in_flight_line": in_flight["line"] if in_flight else None,
+            "lines_already_done": sorted(claim.done_lines)})
+        log.error("file_quarantined_poison", crashes=crashes, in_flight=in_flight)
+        return "quarantine"
 
     def _heartbeat_path(self) -> Path:
         return self.ws.state_dir / f"worker-{self.worker}.json"

@@ -7,18 +7,33 @@ What the queue guarantees:
 - A claim is held as an exclusive ``flock`` on ``processing/<name>.lease``. The operating system releases
   it when the worker dies, however it dies, so a file left in ``processing/`` by a dead worker is
   recovered by the next worker that starts or polls, and never by two live workers at once.
+- Every claim is counted before ``claim_next`` hands it out, and before any of the file's work: it is
+  appended to ``processing/<name>.claims.json``, written durably (temp file, fsync, rename, fsync of the
+  folder). ``release`` (a clean give-back, on a stop signal) marks its claim as ended cleanly; a claim
+  that neither finished nor was released is one whose worker died. ``Claim.crashes`` counts those, so
+  a file that kills every worker that runs it (a poison task) is seen on its next claim and can be
+  quarantined instead of run (the kernel does so at ``[queue] max_claims`` of ``engine.toml``). A fresh
+  claim from ``inbox/`` starts a new count.
 - The outcome of every finished line is appended to ``processing/<name>.progress.jsonl`` before the
   next line starts, so a recovered file resumes after its last finished line.
+- ``parse`` reads a line only after checking, without recursion, that it nests at most ``MAX_DEPTH``
+  arrays and objects; a deeper line is a problem of that line, never a crash of the worker.
 - Nothing is deleted: a finished file moves to ``done/``, ``failed/`` or ``quarantine/`` with a sibling
-  report (``<name>.result.json``, or ``<name>.error.json`` in ``failed/``). Only the queue's own
-  bookkeeping (lease and progress files) is removed, after its content is in the report.
+  report (``<name>.result.json``, or ``<name>.error.json`` in ``failed/``) whose ``file`` field is the
+  file's full name and whose ``claims`` field lists its claims. Only the queue's own bookkeeping
+  (lease, claims and progress files) is removed, after its content is in the report.
+- Every file the queue makes fits the file name limit (``NAME_MAX`` bytes of UTF-8): where
+  ``<name><suffix>`` would not, it is named ``<first bytes of name>~<12 hex digits of the SHA-256 of the
+  name><suffix>`` instead (``side_name``).
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
+import re
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -31,6 +46,64 @@ from engine.errors import ContractViolation, Problem
 FOLDERS = ("inbox", "processing", "done", "failed", "quarantine")
 FINAL = ("done", "failed", "quarantine")
 TASK_SUFFIX = ".jsonl"
+NAME_MAX = 255  # bytes in one file name: ext4, xfs, btrfs, tmpfs and APFS all stop there
+MAX_DEPTH = 64  # nested arrays and objects in one task line; far below anything that could recurse out
+LINE_EXCERPT = 1000  # characters of an in-flight line quoted in a report
+
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+
+
+def side_name(name: str, suffix: str) -> str:
+    """``name + suffix`` when it fits in ``NAME_MAX`` bytes; otherwise the longest prefix of ``name`` that
+    fits with ``~`` and the first 12 hex digits of the SHA-256 of ``name`` before ``suffix``."""
+    whole = name + suffix
+    if len(os.fsencode(whole)) <= NAME_MAX:
+        return whole
+    tag = "~" + hashlib.sha256(os.fsencode(name)).hexdigest()[:12]
+    room = NAME_MAX - len(os.fsencode(tag + suffix))
+    stem, used = [], 0
+    for char in name:  # whole characters only, so the prefix stays valid UTF-8
+        size = len(os.fsencode(char))
+        if used + size > room:
+            break
+        stem.append(char)
+        used += size
+    return "".join(stem) + tag + suffix
+
+
+def nesting_depth(raw: str, *, limit: int = MAX_DEPTH) -> int:
+    """How deeply the JSON text ``raw`` nests arrays and objects, counted without recursion; counting
+    stops at ``limit + 1``. Brackets inside strings do not count."""
+    depth = deepest = 0
+    for char in _NOT_BRACKET.sub("", _STRING.sub("", raw)):
+        if char in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > limit:
+                    break
+        else:
+            depth -= 1
+    return deepest
+
+
+def write_durably(path: Path, body: bytes) -> None:
+    """Write ``body`` to a temp file, fsync it, rename it over ``path`` and fsync the folder: once this
+    returns, ``path`` holds ``body`` whole, even after a power cut."""
+    tmp = path.with_name(side_name(path.name, ".tmp"))
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, body)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
 
 
 @dataclass
@@ -41,19 +114,36 @@ class TaskLine:
 
 @dataclass
 class Claim:
-    """A task file this worker holds. ``recovered`` is true when a dead worker had it before."""
+    """A task file this worker holds. ``recovered`` is true when a dead worker had it before.
+
+    ``claims`` lists every claim of the file since it left the inbox, this one last; an earlier claim
+    with ``"ended": "released"`` was given back cleanly, any other earlier one died.
+    """
 
     name: str
     path: Path
     lease_fd: int
     recovered: bool = False
     done_lines: dict[int, dict[str, Any]] = field(default_factory=dict)
+    claims: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def crashes(self) -> int:
+        """Earlier claims of this file that neither finished it nor gave it back: their worker died."""
+        return sum(1 for c in self.claims[:-1] if c.get("ended") != "released")
 
 
 @dataclass
 class ParsedFile:
     tasks: list[TaskLine]
     problems: list[Problem]
+
+
+def _lines(text: str) -> list[str]:
+    """The lines of a task file: split on LF (CRLF too), never on U+2028 and the like, which JSON strings
+    may hold."""
+    lines = [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]
+    return lines[:-1] if lines and lines[-1] == "" else lines
 
 
 class TaskQueue:
@@ -80,9 +170,12 @@ class TaskQueue:
 
     # -- claiming -----------------------------------------------------------------------------------
 
+    def _lease_path(self, name: str) -> Path:
+        return self.folder("processing") / side_name(name, ".lease")
+
     def _lock_lease(self, name: str) -> int | None:
         """Take the lease of ``name``; None when a live worker holds it."""
-        lease = self.folder("processing") / f"{name}.lease"
+        lease = self._lease_path(name)
         while True:
             fd = os.open(lease, os.O_RDWR | os.O_CREAT, 0o644)
             try:
@@ -106,12 +199,14 @@ class TaskQueue:
         os.pwrite(fd, body, 0)
 
     def _release(self, name: str, fd: int) -> None:
-        lease = self.folder("processing") / f"{name}.lease"
-        lease.unlink(missing_ok=True)
+        self._lease_path(name).unlink(missing_ok=True)
         os.close(fd)
 
     def claim_next(self) -> Claim | None:
-        """Claim the next file: first one a dead worker left in processing/, then the inbox in name order."""
+        """Claim the next file: first one a dead worker left in processing/, then the inbox in name order.
+
+        The claim is counted durably in ``processing/<name>.claims.json`` before this returns.
+        """
         processing = self.folder("processing")
         for path in self._task_files(processing):
             fd = self._lock_lease(path.name)
@@ -121,7 +216,9 @@ class TaskQueue:
                 self._release(path.name, fd)
                 continue
             self._write_lease(fd, path.name, recovered=True)
-            return Claim(path.name, path, fd, recovered=True, done_lines=self._read_progress(path.name))
+            claims = self._count_claim(path.name, self._read_claims(path.name), recovered=True)
+            return Claim(path.name, path, fd, recovered=True, done_lines=self._read_progress(path.name),
+                         claims=claims)
         for path in self._task_files(self.folder("inbox")):
             fd = self._lock_lease(path.name)
             if fd is None:
@@ -131,16 +228,42 @@ class TaskQueue:
                 # A file of the same name is being worked on: leave this one for later.
                 os.close(fd)
                 continue
-            # A progress file left by a worker killed after it moved its file on belongs to that old file.
+            # Progress and claims left by a worker killed after it moved its file on belong to that old
+            # file: this one starts with none. The count is written before the file enters processing/.
             self._progress_path(path.name).unlink(missing_ok=True)
+            claims = self._count_claim(path.name, [], recovered=False)
             try:
                 os.rename(path, target)
             except FileNotFoundError:
+                self._claims_path(path.name).unlink(missing_ok=True)
                 self._release(path.name, fd)
                 continue
             self._write_lease(fd, path.name, recovered=False)
-            return Claim(path.name, target, fd)
+            return Claim(path.name, target, fd, claims=claims)
         return None
+
+    # -- counting claims ----------------------------------------------------------------------------
+
+    def _claims_path(self, name: str) -> Path:
+        return self.folder("processing") / side_name(name, ".claims.json")
+
+    def _read_claims(self, name: str) -> list[dict[str, Any]]:
+        try:
+            body = json.loads(self._claims_path(name).read_text(encoding="utf-8"))
+        except (FileNotFoundError, ValueError):
+            return []  # none yet (a file claimed by an older engine), or edited by hand into nonsense
+        claims = body.get("claims") if isinstance(body, dict) else None
+        return [c for c in claims if isinstance(c, dict)] if isinstance(claims, list) else []
+
+    def _write_claims(self, name: str, claims: list[dict[str, Any]]) -> None:
+        body = json.dumps({"file": name, "claims": claims}, indent=2, sort_keys=True) + "\n"
+        write_durably(self._claims_path(name), body.encode())
+
+    def _count_claim(self, name: str, earlier: list[dict[str, Any]], *, recovered: bool) -> list[dict[str, Any]]:
+        claims = [*earlier, {"claim": len(earlier) + 1, "worker": self.worker, "pid": os.getpid(),
+                             "host": socket.gethostname(), "from": "processing" if recovered else "inbox"}]
+        self._write_claims(name, claims)
+        return claims
 
     # -- reading ------------------------------------------------------------------------------------
 
@@ -154,8 +277,12 @@ class TaskQueue:
             text = claim.path.read_text(encoding="utf-8-sig")  # a BOM from a Windows editor is fine
         except UnicodeDecodeError as e:
             return ParsedFile([], [Problem(f"file is not UTF-8 text: {e.reason} at byte {e.start}", file=label)])
-        for number, raw in enumerate(text.splitlines(), start=1):
+        for number, raw in enumerate(_lines(text), start=1):
             if not raw.strip():
+                continue
+            if nesting_depth(raw) > MAX_DEPTH:  # json.loads, the contract check and the ledger all recurse
+                found.append(Problem(f"nested too deeply (more than {MAX_DEPTH} levels of arrays and objects)",
+                                     file=label, line=number))
                 continue
             try:
                 data = json.loads(raw)
@@ -177,10 +304,29 @@ class TaskQueue:
             found.append(Problem("file holds no task", file=label))
         return ParsedFile(tasks, found)
 
+    def in_flight(self, claim: Claim) -> dict[str, Any] | None:
+        """The first line not recorded as finished: the one a worker that died was running. Read without
+        parsing the file as tasks, since that may be what killed it; None when every line finished."""
+        text = claim.path.read_bytes().decode("utf-8-sig", errors="replace")
+        for number, raw in enumerate(_lines(text), start=1):
+            if not raw.strip() or number in claim.done_lines:
+                continue
+            line: dict[str, Any] = {"line": number, "text": raw if len(raw) <= LINE_EXCERPT
+                                    else raw[:LINE_EXCERPT] + "..."}
+            if nesting_depth(raw) <= MAX_DEPTH:
+                try:
+                    data = json.loads(raw)
+                except ValueError:
+                    data = None
+                if isinstance(data, dict) and isinstance(data.get("id"), str):
+                    line["task_id"] = data["id"]
+            return line
+        return None
+
     # -- progress -----------------------------------------------------------------------------------
 
     def _progress_path(self, name: str) -> Path:
-        return self.folder("processing") / f"{name}.progress.jsonl"
+        return self.folder("processing") / side_name(name, ".progress.jsonl")
 
     def _read_progress(self, name: str) -> dict[int, dict[str, Any]]:
         path = self._progress_path(name)
@@ -210,29 +356,39 @@ class TaskQueue:
     # -- finishing ----------------------------------------------------------------------------------
 
     def _free_name(self, folder: Path, name: str) -> str:
-        stem, suffix = name[: -len(TASK_SUFFIX)], TASK_SUFFIX
+        """``name``, or ``<stem>.<n>.jsonl`` with the first free ``n``; within ``NAME_MAX`` bytes either way."""
+        stem = name[: -len(TASK_SUFFIX)] if name.endswith(TASK_SUFFIX) else name
         candidate, n = name, 1
         while (folder / candidate).exists():
-            candidate = f"{stem}.{n}{suffix}"
+            candidate = side_name(stem, f".{n}{TASK_SUFFIX}")
             n += 1
         return candidate
 
     def finish(self, claim: Claim, dest: str, report: dict[str, Any]) -> Path:
-        """Move the file to ``dest`` (done, failed or quarantine) with its report beside it."""
+        """Move the file to ``dest`` (done, failed or quarantine) with its report beside it.
+
+        The report gets the file's full name as ``file`` and the list of its claims as ``claims``.
+        """
         if dest not in FINAL:
             raise ValueError(f"not a final folder: {dest}")
         folder = self.folder(dest)
         final_name = self._free_name(folder, claim.name)
-        sidecar = folder / f"{final_name}.{'error' if dest == 'failed' else 'result'}.json"
-        tmp = sidecar.with_name(sidecar.name + ".tmp")
-        tmp.write_text(json.dumps(report, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
-        os.replace(tmp, sidecar)
+        sidecar = folder / side_name(final_name, ".error.json" if dest == "failed" else ".result.json")
+        body = {**report, "file": claim.name, "claims": claim.claims}
+        write_durably(sidecar, (json.dumps(body, indent=2, sort_keys=True, default=str) + "\n").encode())
         target = folder / final_name
         os.rename(claim.path, target)
         self._progress_path(claim.name).unlink(missing_ok=True)
+        self._claims_path(claim.name).unlink(missing_ok=True)
         self._release(claim.name, claim.lease_fd)
         return target
 
     def release(self, claim: Claim) -> None:
-        """Give a claim back without finishing it (on shutdown): the file stays in processing/."""
-        os.close(claim.lease_fd)
+        """Give a claim back without finishing it (on shutdown): the file stays in processing/, and this
+        claim is recorded as ended cleanly, so it does not count as a crash."""
+        try:
+            if claim.claims:
+                claim.claims[-1]["ended"] = "released"
+                self._write_claims(claim.name, claim.claims)
+        finally:
+            os.close(claim.lease_fd)

@@ -24,7 +24,6 @@ from typing import Any
 
 import structlog
 
-from engine.contracts import problems as _problems
 from engine.errors import PluginError
 
 __all__ = ["Context", "PluginError", "task_problems"]
@@ -45,4 +44,6 @@ class Context:
 
 def task_problems(data: Mapping[str, Any] | Any) -> list[str]:
     """Every way ``data`` breaks the task.v1 contract, one line each with its JSON path; [] if none."""
+    from engine.contracts import problems as _problems  # on first use: workers start without it
+
     return [f"{p.path}: {p.message}" for p in _problems("task.v1", data)]

@@ -92,10 +92,14 @@ class Workspace:
         own = self.root / "policies" / PERFORMANCE_FILE
         return load_performance(own if own.exists() else bundled("policies") / PERFORMANCE_FILE)
 
-    def plugin_path(self) -> list[Path]:
-        """Where plugins are looked for, first match wins: the workspace, ENGINE_PLUGIN_PATH, the defaults."""
+    def plugin_sources(self) -> list[tuple[str, Path | None]]:
+        """Where plugins are looked for, in order, as (origin, folder of plugin folders): the workspace's
+        ``plugins/``, the folders of ENGINE_PLUGIN_PATH, the installed distributions' ``engine.plugins``
+        entry points (folder None), the bundled plugins. A later plugin with an id found earlier is used
+        only if the earlier one's manifest replaces it (``engine.plugins.loader``)."""
         extra = [Path(p) for p in os.environ.get(ENV_PLUGIN_PATH, "").split(os.pathsep) if p]
-        return [self.root / "plugins", *extra, bundled("plugins")]
+        return [("workspace", self.root / "plugins"), *(("path", p) for p in extra), ("entry-point", None),
+                ("bundled", bundled("plugins"))]
 
     def is_initialised(self) -> bool:
         return self.tasks.is_dir() and self.engine_dir.is_dir()
@@ -128,7 +132,9 @@ EXAMPLE_TASKS: dict[str, list[dict[str, Any]]] = {
 def _git(repo: Path, *args: str) -> None:
     env = {**os.environ, "GIT_AUTHOR_NAME": "engine example", "GIT_AUTHOR_EMAIL": "example@engine.invalid",
            "GIT_COMMITTER_NAME": "engine example", "GIT_COMMITTER_EMAIL": "example@engine.invalid",
-           "GIT_CONFIG_NOSYSTEM": "1", "HOME": str(repo)}
+           "GIT_CONFIG_NOSYSTEM": "1", "HOME": str(repo),
+           # fixed dates: every example repository has the same commits, so example runs repeat exactly
+           "GIT_AUTHOR_DATE": "2026-01-01T00:00:00+00:00", "GIT_COMMITTER_DATE": "2026-01-01T00:00:00+00:00"}
     try:
         subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True, text=True)
     except FileNotFoundError as e:

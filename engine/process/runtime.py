@@ -1,12 +1,12 @@
-"""Running one task through the process with SpiffWorkflow.
+"""Running one task through the process with SpiffWorkflow: the thin adapter around ``steps``.
 
-The process data starts as ``{"task": <task.v1>, "error": None, "failures": 0}``. Service tasks
-dispatch their topic to a plugin with ``{"task": task}`` as input and merge the plugin's output into
-the process data (Camunda's external-task semantics); a plugin failure sets ``error`` to
-``{"message", "retryable", "plugin", "operation"}`` instead of stopping the process, so gateways can
-route on it. Business rule tasks store their decision's result in their result variable. Every
-completed step is written to the ledger; the end event reached decides the task's outcome through its
-``camunda:property name="outcome"`` (``done`` when absent).
+The process data starts as ``{"task": <task.v1>, "error": None, "failures": 0}``. SpiffWorkflow walks
+the model; when it reaches a service task or a business rule task, the script engine hands the step to
+``engine.process.steps`` (``run_service``/``run_decision``), merges the ``StepResult``'s variables into
+the task's data and keeps the result until Spiff reports the step complete, when its ledger record is
+written: the step's own fields, the identity of the step and the digest of the data after it. Gateway
+conditions and timer expressions are FEEL. The end event reached decides the task's outcome through
+its ``camunda:property name="outcome"`` (``done`` when absent).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import hashlib
 import json
 import os
 import socket
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,17 +28,18 @@ from SpiffWorkflow.util.task import TaskState
 
 from engine.clock import Clock
 from engine.contracts import Task
-from engine.errors import ContractViolation, DecisionError, EngineError, PluginError
+from engine.errors import DecisionError, EngineError
 from engine.ledger import Ledger, digest
-from engine.plugins.dispatch import dispatch
-from engine.plugins.loader import Registry
+from engine.plugins.dispatch import CallInterrupted, Dispatcher
+from engine.plugins.loader import LoadedPlugin, Registry
 from engine.process.expressions import compile_feel, is_expression, result_for_spiff
-from engine.process.models import DISPATCH_TOPIC, Models
+from engine.process.models import Models
 from engine.process.parser import DecisionTask, ExternalServiceTask
+from engine.process.steps import KERNEL_VARIABLES, Step, StepResult, run_decision, run_service
 from engine.sdk import Context
+from engine.telemetry import Telemetry
 
-# Process variables only the kernel writes: a plugin output that sets one breaks its contract.
-KERNEL_VARIABLES = frozenset({"error", "failures"})
+__all__ = ["KERNEL_VARIABLES", "Outcome", "RunContext", "TaskRunner"]
 
 
 @dataclass
@@ -68,20 +68,28 @@ class RunContext:
     clock: Clock
     log: Any
     worker: str
+    dispatcher: Dispatcher
+    telemetry: Telemetry = field(default_factory=Telemetry)
     outputs_file: Path | None = None
     whatif: bool = False
     host: str = field(default_factory=socket.gethostname)
 
     def envelope(self, duration_ms: float | None = None) -> dict[str, Any]:
         env: dict[str, Any] = {"run_id": self.run_id, "ts": self.clock.now().isoformat(), "host": self.host,
-                               "pid": os.getpid(), "worker": self.worker}
+                               "pid": os.getpid(), "worker": self.worker, **self.telemetry.ids()}
         if duration_ms is not None:
             env["duration_ms"] = round(duration_ms, 3)
         return env
 
 
+def _step(spec: Any) -> Step:
+    return Step(id=spec.bpmn_id, name=spec.bpmn_name, type=_step_type(spec),
+                inputs=list(getattr(spec, "input_parameters", [])),
+                outputs=list(getattr(spec, "output_parameters", [])))
+
+
 class _StepScriptEngine(PythonScriptEngine):  # type: ignore[misc]
-    """Spiff's script engine with FEEL expressions and the engine's service and decision calls."""
+    """Spiff's script engine with FEEL expressions and the engine's service and decision steps."""
 
     def __init__(self, runner: TaskRunner) -> None:
         super().__init__()
@@ -89,37 +97,46 @@ class _StepScriptEngine(PythonScriptEngine):  # type: ignore[misc]
 
     def evaluate(self, task: Any, expression: str, external_context: Mapping[str, Any] | None = None) -> Any:
         """Gateway conditions and timer expressions are FEEL, compiled once per text."""
-        return self.runner.feel(task, expression, {**task.data, **(external_context or {})})
+        return self.runner.feel(expression, {**task.data, **(external_context or {})}, task.task_spec.bpmn_id)
 
     def call_service(self, task: Any, **kwargs: Any) -> None:
-        self.runner.call_service(task, kwargs["topic"])
+        self.runner.service(task, kwargs["topic"])
 
     def decide(self, task: Any, decision_ref: str, result_variable: str) -> None:
-        self.runner.decide(task, decision_ref, result_variable)
+        self.runner.decision(task, decision_ref, result_variable)
 
 
 class TaskRunner:
     """Runs one task through the process and writes its steps to the ledger."""
 
-    def __init__(self, run: RunContext, task: Task, *, task_file: str, line: int) -> None:
-        self.run, self.task = run, task
+    def __init__(self, run: RunContext, task: Task, *, task_file: str, line: int,
+                 stop: Callable[[], bool] = lambda: False) -> None:
+        self.run, self.task, self.stop = run, task, stop
         self.base = {"task_id": task.id, "task_file": task_file, "line": line, "models": run.models.hashes}
-        self.details: dict[Any, dict[str, Any]] = {}
         self.log = run.log.bind(task_id=task.id, task_file=task_file, line=line)
         self.workdir = (run.workspace / task.repo).resolve()
+        self.results: dict[Any, StepResult] = {}  # a step's result, from when it ran until Spiff completes it
         self._started: dict[Any, float] = {}
         self._current: Any = None
         self.steps = 0
         self.last_error: str | None = None
 
-    # -- what steps call ------------------------------------------------------------------------------
+    # -- what steps are given ---------------------------------------------------------------------
 
     def _context(self, plugin_id: str) -> Context:
         seed = int.from_bytes(hashlib.sha256(self.task.id.encode()).digest()[:4], "big")
         return Context(run_id=self.run.run_id, task_id=self.task.id, now=self.run.clock.now(), seed=seed,
                        whatif=self.run.whatif, workdir=self.workdir, log=self.log.bind(plugin=plugin_id))
 
-    def feel(self, task: Any, expression: str, scope: Mapping[str, Any]) -> Any:
+    def _call(self, plugin: LoadedPlugin, operation: str, data: Mapping[str, Any]) -> dict[str, Any]:
+        """The plugin boundary: one call, with this task's deadline and the engine's stop signal."""
+        with self.run.telemetry.span(f"plugin {plugin.id}.{operation}", **{
+                "engine.plugin": plugin.id, "engine.operation": operation, "engine.task_id": self.task.id}):
+            return self.run.dispatcher.call(plugin, operation, self._context(plugin.id), data,
+                                            task_timeout=self.task.timeout_sec, cancelled=self.stop,
+                                            traceparent=self.run.telemetry.traceparent())
+
+    def feel(self, expression: str, scope: Mapping[str, Any], where: str | None = None) -> Any:
         compiled = self.run.models.expressions.get(expression)
         if compiled is None:
             compiled = compile_feel(expression)
@@ -129,80 +146,46 @@ class TaskRunner:
         except EngineError:
             raise
         except Exception as e:
-            raise DecisionError(f"expression {expression!r} failed on step {task.task_spec.bpmn_id}: {e}") from e
+            raise DecisionError(f"expression {expression!r} failed on step {where}: {e}") from e
 
-    def _parameter(self, task: Any, text: str, scope: Mapping[str, Any]) -> Any:
+    def _parameter(self, text: str, scope: Mapping[str, Any]) -> Any:
         """A camunda:inputParameter/outputParameter: ``${FEEL}`` is evaluated, anything else is a string."""
-        return self.feel(task, text, scope) if is_expression(text) else text
+        return self.feel(text, scope) if is_expression(text) else text
 
-    def _apply_outputs(self, task: Any) -> None:
-        for name, text in getattr(task.task_spec, "output_parameters", []):
-            task.data[name] = self._parameter(task, text, task.data)
+    # -- the steps ------------------------------------------------------------------------------------
 
-    def _mapped_inputs(self, task: Any) -> dict[str, Any]:
-        params = getattr(task.task_spec, "input_parameters", [])
-        return {name: self._parameter(task, text, task.data) for name, text in params}
+    def _apply(self, task: Any, result: StepResult) -> None:
+        task.data.update(result.variables)
+        self.results[task.id] = result
 
-    def call_service(self, task: Any, topic: str) -> None:
-        detail: dict[str, Any] = {}
-        self.details[task.id] = detail
-        if topic == DISPATCH_TOPIC:
-            plugin_id = task.data.get("plugin")
-            operation = (task.data.get("task") or {}).get("args", {}).get("operation")
-        else:
-            plugin_id, _, operation = topic.partition(".")
-        plugin = self.run.registry.get(str(plugin_id)) if plugin_id else None
-        if plugin is None:
-            self._failed(task, detail, f"topic '{topic}': no installed plugin {plugin_id!r}", False, plugin_id,
-                         operation)
-            return
-        op = operation or plugin.spec.first_operation
-        data = {"task": task.data.get("task"), **self._mapped_inputs(task)}
-        detail.update(plugin={"id": plugin.id, "version": plugin.version, "digest": plugin.digest, "operation": op},
-                      input_digest=digest(data))
-        try:
-            output = dispatch(plugin, op, self._context(plugin.id), data)
-            taken = sorted(KERNEL_VARIABLES & output.keys())
-            if taken:
-                raise ContractViolation(f"output of {plugin.id}.{op} sets {', '.join(taken)}, which only the kernel "
-                                        "sets", plugin=plugin.id, operation=op, side="output")
-        except (PluginError, ContractViolation) as e:
-            self._failed(task, detail, "; ".join(e.lines()), bool(getattr(e, "retryable", False)), plugin.id, op)
-            return
-        detail.update(output_digest=digest(output), status="completed")
-        self._record_output(task, plugin.id, op, output)
-        task.data.update(output)
-        task.data["error"] = None
-        self._apply_outputs(task)
+    def service(self, task: Any, topic: str) -> None:
+        step = _step(task.task_spec)
+        with self.run.telemetry.span(f"step {step.id}", **{"engine.step": step.id, "engine.step_type": step.type}):
+            result = run_service(step, topic, task.data, registry=self.run.registry, call=self._call,
+                                 parameter=self._parameter)
+        if result.failed:
+            self.last_error = result.record["reason"]
+            self.log.warning("plugin_failed", plugin=result.plugin, operation=result.operation,
+                             error=result.record["reason"], **result.record["error"])
+        elif result.output is not None:
+            self._record_output(step.id, result)
+        self._apply(task, result)
 
-    def _failed(self, task: Any, detail: dict[str, Any], message: str, retryable: bool, plugin: Any,
-                operation: Any) -> None:
-        """A plugin call failed: the process continues with ``error`` set and ``failures`` counted."""
-        task.data["error"] = {"message": message, "retryable": retryable, "plugin": plugin, "operation": operation}
-        task.data["failures"] = int(task.data.get("failures") or 0) + 1
-        self.last_error = message
-        detail.update(status="error", reason=message)
-        self.log.warning("plugin_failed", plugin=plugin, operation=operation, error=message, retryable=retryable)
-        self._apply_outputs(task)
+    def decision(self, task: Any, decision_ref: str, result_variable: str) -> None:
+        step = _step(task.task_spec)
+        with self.run.telemetry.span(f"step {step.id}", **{"engine.step": step.id, "engine.decision": decision_ref}):
+            result = run_decision(step, decision_ref, result_variable, task.data,
+                                  decisions=self.run.models.decisions, parameter=self._parameter)
+        warnings = result.record["decision"].get("warnings")
+        if warnings:
+            self.log.warning("decision_warnings", decision=decision_ref, warnings=warnings)
+        self._apply(task, result)
 
-    def decide(self, task: Any, decision_ref: str, result_variable: str) -> None:
-        context = {k: v for k, v in task.data.items() if not k.startswith("_")}
-        context.update(self._mapped_inputs(task))
-        result = self.run.models.decisions.evaluate(decision_ref, context)
-        outcome = result.as_dict()
-        decision = {"id": result.decision_id, "result": outcome["value"], "matched_rules": result.matched_rules}
-        if outcome.get("warnings"):
-            decision["warnings"] = outcome["warnings"]
-            self.log.warning("decision_warnings", decision=result.decision_id, warnings=outcome["warnings"])
-        self.details[task.id] = {"decision": decision, "status": "completed", "input_digest": digest(context)}
-        task.data[result_variable] = result.value
-        self._apply_outputs(task)
-
-    def _record_output(self, task: Any, plugin_id: str, operation: str, output: Mapping[str, Any]) -> None:
+    def _record_output(self, step_id: str, result: StepResult) -> None:
         if self.run.outputs_file is None:
             return
-        line = json.dumps({"task_id": self.task.id, "step": task.task_spec.bpmn_id, "plugin": plugin_id,
-                           "operation": operation, "output": output}, sort_keys=True, default=str)
+        line = json.dumps({"task_id": self.task.id, "step": step_id, "plugin": result.plugin,
+                           "operation": result.operation, "output": result.output}, sort_keys=True, default=str)
         with self.run.outputs_file.open("a", encoding="utf-8") as handle:
             handle.write(line + "\n")
 
@@ -210,28 +193,32 @@ class TaskRunner:
 
     def _will_complete(self, task: Any) -> None:
         self._current = task
-        self._started[task.id] = time.perf_counter()
+        self._started[task.id] = self.run.clock.monotonic()
 
     def _did_complete(self, task: Any) -> None:
         spec = task.task_spec
         if getattr(spec, "bpmn_id", None) is None:
             return  # Spiff's own bookkeeping tasks
-        detail = self.details.pop(task.id, {})
+        result = self.results.pop(task.id, None)
         record: dict[str, Any] = {**self.base, "kind": "step", "step": spec.bpmn_id, "step_name": spec.bpmn_name,
-                                  "step_type": _step_type(spec), "status": detail.pop("status", "completed"),
-                                  "state_digest": digest(task.data)}
-        record.update(detail)
+                                  "step_type": _step_type(spec), "status": "completed"}
+        if result is not None:
+            record.update(result.record)
+        record["state_digest"] = digest(task.data)
         started = self._started.pop(task.id, None)
-        duration = (time.perf_counter() - started) * 1000 if started is not None else None
+        duration = (self.run.clock.monotonic() - started) * 1000 if started is not None else None
         self.run.ledger.append(record, self.run.envelope(duration))
         self.steps += 1
 
-    def execute(self, stop: Callable[[], bool] = lambda: False) -> Outcome:
+    def execute(self) -> Outcome:
         """Run the process to an end event; wait through timers (checking ``stop``) but nothing else."""
+        with self.run.telemetry.span(f"task {self.task.id}", **{"engine.task_id": self.task.id}):
+            return self._execute()
+
+    def _execute(self) -> Outcome:
         workflow = BpmnWorkflow(self.run.models.spec, self.run.models.subprocess_specs,
                                 script_engine=_StepScriptEngine(self))
-        start = workflow.get_tasks(state=TaskState.READY)
-        for t in start:
+        for t in workflow.get_tasks(state=TaskState.READY):
             t.data.update({"task": self.task.as_data(), "error": None, "failures": 0})
         try:
             while True:
@@ -244,13 +231,17 @@ class TaskRunner:
                     names = ", ".join(sorted({t.task_spec.bpmn_id or t.task_spec.name for t in waiting})) or "none"
                     return Outcome("failed", "the process stopped without reaching an end event, waiting on: "
                                    f"{names} (engine run delivers no messages or signals)", steps=self.steps)
-                if stop():
+                if self.stop():
                     return Outcome("interrupted", "stopped while waiting on a timer", steps=self.steps)
-                time.sleep(0.05)
+                self.run.clock.sleep(0.05)
                 workflow.refresh_waiting_tasks()
+        except CallInterrupted:
+            return Outcome("interrupted", "stopped while a plugin call was running", steps=self.steps)
         except EngineError as e:
             return self._step_failed("; ".join(e.lines()))
         except (WorkflowException, SpiffWorkflowException) as e:
+            if isinstance(e.__cause__, CallInterrupted) or isinstance(e.__context__, CallInterrupted):
+                return Outcome("interrupted", "stopped while a plugin call was running", steps=self.steps)
             return self._step_failed(str(e))
         return self._outcome(workflow)
 

@@ -8,7 +8,8 @@ import structlog
 
 from engine.bundled import bundled
 from engine.errors import PluginError
-from engine.plugins import Registry, dispatch
+from engine.plugins.dispatch import dispatch
+from engine.plugins.loader import Registry
 from engine.sdk import Context
 
 REGISTRY = Registry.discover([bundled("plugins")])

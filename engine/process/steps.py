@@ -1,0 +1,142 @@
+"""The steps of a task, each one function: one input, one typed result.
+
+``run_service`` and ``run_decision`` take the process variables as they are before the step and return a
+``StepResult``: the variables the step sets, and the step's own part of its ledger record. They read
+nothing else and change nothing: the SpiffWorkflow adapter (``engine.process.runtime``) only merges
+``variables`` into the task's data and writes the record, and the plugin boundary is the plain
+``PluginCall`` passed in.
+
+A plugin call that fails does not raise: the result sets ``error`` (``message``, ``kind``, ``code``,
+``retryable``, ``plugin``, ``operation``) and counts ``failures``, so the process's gateways route on
+it. Only ``CallInterrupted`` (the engine is stopping) and a decision or expression that cannot be
+evaluated (``EngineError``) end the step by raising.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.dmn import DecisionModel
+from engine.errors import ContractViolation, EngineError, PluginError
+from engine.ledger import digest
+from engine.plugins.loader import LoadedPlugin, Registry
+from engine.process.models import DISPATCH_TOPIC
+
+# Process variables only the kernel writes: a plugin output that sets one breaks its contract.
+KERNEL_VARIABLES = frozenset({"error", "failures"})
+
+Mapping_ = list[tuple[str, str]]  # camunda:inputParameter/outputParameter: (name, text)
+PluginCall = Callable[[LoadedPlugin, str, Mapping[str, Any]], dict[str, Any]]
+Parameter = Callable[[str, Mapping[str, Any]], Any]  # evaluates a parameter text over a scope
+
+
+@dataclass(frozen=True)
+class Step:
+    """A BPMN element as a step: its id, name and ``camunda:inputOutput`` parameters."""
+
+    id: str
+    name: str | None
+    type: str
+    inputs: Mapping_ = field(default_factory=list)
+    outputs: Mapping_ = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What a step did: ``variables`` to set, ``record`` for its ledger entry, the plugin's ``output``."""
+
+    variables: dict[str, Any]
+    record: dict[str, Any]
+    output: dict[str, Any] | None = None
+    plugin: str | None = None
+    operation: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.record.get("status") == "error"
+
+
+def _inputs(step: Step, data: Mapping[str, Any], parameter: Parameter) -> dict[str, Any]:
+    return {name: parameter(text, data) for name, text in step.inputs}
+
+
+def _with_outputs(step: Step, data: Mapping[str, Any], variables: dict[str, Any],
+                  parameter: Parameter) -> dict[str, Any]:
+    """``variables`` plus the step's output parameters, evaluated over the data as it is after the step."""
+    if not step.outputs:
+        return variables
+    scope = {**data, **variables}
+    out = dict(variables)
+    for name, text in step.outputs:
+        out[name] = parameter(text, scope)
+        scope[name] = out[name]
+    return out
+
+
+def _failure(step: Step, data: Mapping[str, Any], parameter: Parameter, record: dict[str, Any], error: EngineError,
+             plugin: str | None, operation: str | None) -> StepResult:
+    message = "; ".join(error.lines())
+    kind = getattr(error, "kind", "technical")
+    code = getattr(error, "code", None) or ("engine.contract" if isinstance(error, ContractViolation) else None)
+    retryable = bool(getattr(error, "retryable", False))
+    typed = {"message": message, "kind": kind, "code": code, "retryable": retryable, "plugin": plugin,
+             "operation": operation}
+    variables = {"error": typed, "failures": int(data.get("failures") or 0) + 1}
+    record = {**record, "status": "error", "reason": message,
+              "error": {"kind": kind, "code": code, "retryable": retryable}}
+    return StepResult(_with_outputs(step, data, variables, parameter), record, plugin=plugin, operation=operation)
+
+
+def resolve(topic: str, data: Mapping[str, Any], registry: Registry) -> tuple[str | None, str | None]:
+    """The plugin id and operation a service task's topic names (``dispatch``: the selected plugin)."""
+    if topic == DISPATCH_TOPIC:
+        plugin_id = data.get("plugin")
+        task = data.get("task")
+        args = task.get("args") if isinstance(task, Mapping) else None
+        operation = args.get("operation") if isinstance(args, Mapping) else None
+        return (str(plugin_id) if plugin_id else None), (str(operation) if operation else None)
+    plugin_id, _, operation = topic.partition(".")
+    return plugin_id, operation or None
+
+
+def run_service(step: Step, topic: str, data: Mapping[str, Any], *, registry: Registry, call: PluginCall,
+                parameter: Parameter) -> StepResult:
+    """Run the plugin a service task names with ``{"task": ..., **inputs}``; merge its output."""
+    plugin_id, operation = resolve(topic, data, registry)
+    plugin = registry.get(plugin_id) if plugin_id else None
+    if plugin is None:
+        error = PluginError(f"topic '{topic}': no installed plugin {plugin_id!r}", code="engine.no_plugin")
+        return _failure(step, data, parameter, {}, error, plugin_id, operation)
+    op = operation or plugin.spec.first_operation
+    payload = {"task": data.get("task"), **_inputs(step, data, parameter)}
+    record: dict[str, Any] = {"plugin": {"id": plugin.id, "version": plugin.version, "digest": plugin.digest,
+                                         "operation": op}, "input_digest": digest(payload)}
+    try:
+        output = call(plugin, op, payload)
+        taken = sorted(KERNEL_VARIABLES & output.keys())
+        if taken:
+            raise ContractViolation(f"output of {plugin.id}.{op} sets {', '.join(taken)}, which only the kernel "
+                                    "sets", plugin=plugin.id, operation=op, side="output")
+    except (PluginError, ContractViolation) as e:
+        return _failure(step, data, parameter, record, e, plugin.id, op)
+    record.update(output_digest=digest(output), status="completed")
+    variables = {**output, "error": None}
+    return StepResult(_with_outputs(step, data, variables, parameter), record, output=output, plugin=plugin.id,
+                      operation=op)
+
+
+def run_decision(step: Step, decision_ref: str, result_variable: str, data: Mapping[str, Any], *,
+                 decisions: DecisionModel, parameter: Parameter) -> StepResult:
+    """Evaluate a decision over the process variables (and the step's inputs); store its result."""
+    context = {k: v for k, v in data.items() if not k.startswith("_")}
+    context.update(_inputs(step, data, parameter))
+    result = decisions.evaluate(decision_ref, context)
+    outcome = result.as_dict()
+    decision: dict[str, Any] = {"id": result.decision_id, "result": outcome["value"],
+                                "matched_rules": result.matched_rules}
+    if outcome.get("warnings"):
+        decision["warnings"] = outcome["warnings"]
+    record = {"decision": decision, "status": "completed", "input_digest": digest(context)}
+    return StepResult(_with_outputs(step, data, {result_variable: result.value}, parameter), record)
