@@ -28,6 +28,9 @@ DEFAULT_TOML = """\
 # A task file claimed this many times without finishing (its worker died each time) goes to
 # quarantine/ instead of being run again.
 max_claims = 3
+# A task's repo must lie inside the workspace or one of these folders (absolute, or relative to the
+# workspace); a task naming a repository elsewhere fails before any step runs.
+repo_roots = []
 
 [plugins]
 # On SIGTERM/SIGINT, how long a plugin call in flight may go on before its worker is stopped and the
@@ -49,6 +52,7 @@ class _Section(BaseModel):
 
 class QueueConfig(_Section):
     max_claims: int = Field(3, ge=1, le=1000)
+    repo_roots: list[str] = Field(default_factory=list)
 
 
 class PluginsConfig(_Section):

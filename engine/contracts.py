@@ -71,10 +71,22 @@ def check_schema(candidate: Any) -> list[Problem]:
     return []
 
 
+_plugin_validators: dict[int, tuple[Mapping[str, Any], jsonschema.protocols.Validator]] = {}
+
+
 def problems_against(candidate_schema: Mapping[str, Any], data: Any) -> list[Problem]:
-    """Every way ``data`` breaks an arbitrary JSON Schema (a plugin operation's input or output)."""
-    cls = jsonschema.validators.validator_for(candidate_schema, default=jsonschema.Draft202012Validator)
-    validator = cls(candidate_schema)
+    """Every way ``data`` breaks an arbitrary JSON Schema (a plugin operation's input or output).
+
+    The validator of each schema object is built once (a loaded plugin's schemas do not change)."""
+    cached = _plugin_validators.get(id(candidate_schema))
+    if cached is not None and cached[0] is candidate_schema:
+        validator = cached[1]
+    else:
+        cls = jsonschema.validators.validator_for(candidate_schema, default=jsonschema.Draft202012Validator)
+        validator = cls(candidate_schema)
+        if len(_plugin_validators) > 1024:
+            _plugin_validators.clear()
+        _plugin_validators[id(candidate_schema)] = (candidate_schema, validator)
     errors = sorted(validator.iter_errors(data), key=lambda e: (list(map(str, e.absolute_path)), e.message))
     return [Problem(e.message, path=json_path(e.absolute_path)) for e in errors]
 

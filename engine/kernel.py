@@ -96,7 +96,7 @@ class Kernel:
         ctx = RunContext(run_id=run_id, workspace=self.ws.root, models=self.models, registry=self.registry,
                          ledger=self.ledger, clock=self.clock, log=self.log.bind(run_id=run_id),
                          worker=self.worker, dispatcher=self.dispatcher, telemetry=self.telemetry,
-                         outputs_file=run_dir / "outputs.jsonl")
+                         outputs_file=run_dir / "outputs.jsonl", repo_roots=tuple(self.config.queue.repo_roots))
         summary = RunSummary(run_id)
         self.queue.ensure()
         self._write_run(run_dir, summary, "running")

@@ -355,11 +355,12 @@ class TaskQueue:
 
     # -- finishing ----------------------------------------------------------------------------------
 
-    def _free_name(self, folder: Path, name: str) -> str:
-        """``name``, or ``<stem>.<n>.jsonl`` with the first free ``n``; within ``NAME_MAX`` bytes either way."""
+    def _free_name(self, folder: Path, name: str, report_suffix: str) -> str:
+        """``name``, or ``<stem>.<n>.jsonl`` with the first free ``n``, such that neither the file nor its
+        report exists (a report left by an earlier run of the same file is kept); within ``NAME_MAX``."""
         stem = name[: -len(TASK_SUFFIX)] if name.endswith(TASK_SUFFIX) else name
         candidate, n = name, 1
-        while (folder / candidate).exists():
+        while (folder / candidate).exists() or (folder / side_name(candidate, report_suffix)).exists():
             candidate = side_name(stem, f".{n}{TASK_SUFFIX}")
             n += 1
         return candidate
@@ -372,8 +373,9 @@ class TaskQueue:
         if dest not in FINAL:
             raise ValueError(f"not a final folder: {dest}")
         folder = self.folder(dest)
-        final_name = self._free_name(folder, claim.name)
-        sidecar = folder / side_name(final_name, ".error.json" if dest == "failed" else ".result.json")
+        suffix = ".error.json" if dest == "failed" else ".result.json"
+        final_name = self._free_name(folder, claim.name, suffix)
+        sidecar = folder / side_name(final_name, suffix)
         body = {**report, "file": claim.name, "claims": claim.claims}
         write_durably(sidecar, (json.dumps(body, indent=2, sort_keys=True, default=str) + "\n").encode())
         target = folder / final_name

@@ -20,11 +20,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
-
-import structlog
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import PluginError
+
+if TYPE_CHECKING:  # a worker starts without structlog; its ctx.log has the same methods
+    import structlog
 
 __all__ = ["Context", "PluginError", "task_problems"]
 
@@ -39,7 +40,7 @@ class Context:
     seed: int  # for any randomness
     whatif: bool  # plan only: change nothing
     workdir: Path  # the task's repository (or worktree)
-    log: structlog.typing.FilteringBoundLogger  # already bound to run, task and plugin
+    log: structlog.typing.FilteringBoundLogger  # already bound to run, task and plugin: bind, debug ... error
 
 
 def task_problems(data: Mapping[str, Any] | Any) -> list[str]:

@@ -21,10 +21,10 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from engine.plugins.protocol import FrameReader, encode, read_message, write_all
 from engine.plugins.tracing import SpanRecorder
@@ -53,30 +53,66 @@ def _import(folder: Path, entry_point: str, plugin_id: str) -> Any:
     return module
 
 
+class _CallLog:
+    """``ctx.log`` in a worker: structlog's methods, events collected and sent back with the answer (the
+    kernel writes them to its log, bound to run, task and plugin). Not structlog itself: a worker starts
+    without importing it."""
+
+    def __init__(self, sink: list[dict[str, Any]], bound: dict[str, Any]) -> None:
+        self._sink, self._bound = sink, bound
+
+    def bind(self, **values: Any) -> _CallLog:
+        return _CallLog(self._sink, {**self._bound, **values})
+
+    def new(self, **values: Any) -> _CallLog:
+        return _CallLog(self._sink, dict(values))
+
+    def unbind(self, *keys: str) -> _CallLog:
+        return _CallLog(self._sink, {k: v for k, v in self._bound.items() if k not in keys})
+
+    def _emit(self, level: str, event: str, args: tuple[Any, ...], values: dict[str, Any]) -> None:
+        if len(self._sink) >= 200:
+            return
+        if args:
+            event = event % args
+        merged = {**self._bound, **values, "event": event, "level": level}
+        self._sink.append({k: v if isinstance(v, str | int | float | bool | None) else repr(v)
+                           for k, v in merged.items()})
+
+    def debug(self, event: str, *args: Any, **values: Any) -> None:
+        self._emit("debug", event, args, values)
+
+    def info(self, event: str, *args: Any, **values: Any) -> None:
+        self._emit("info", event, args, values)
+
+    msg = info
+
+    def warning(self, event: str, *args: Any, **values: Any) -> None:
+        self._emit("warning", event, args, values)
+
+    warn = warning
+
+    def error(self, event: str, *args: Any, **values: Any) -> None:
+        self._emit("error", event, args, values)
+
+    def exception(self, event: str, *args: Any, **values: Any) -> None:
+        values.setdefault("exception", traceback.format_exc()[-4000:])
+        self._emit("error", event, args, values)
+
+    critical = error
+
+
 class _Logs:
-    """``ctx.log`` in a worker: structlog events collected per call and sent back with the answer."""
+    """The events of the call in progress."""
 
     def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []
-        self._base: Any = None
 
-    def logger(self, **bound: Any) -> Any:
-        if self._base is None:
-            import logging
-
-            import structlog
-
-            def keep(_: Any, method: str, event: MutableMapping[str, Any]) -> Any:
-                self.events.append({k: v if isinstance(v, str | int | float | bool | None) else repr(v)
-                                    for k, v in event.items()})
-                raise structlog.DropEvent
-
-            self._base = structlog.wrap_logger(None, processors=[structlog.processors.add_log_level, keep],
-                                               wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
-        return self._base.bind(**bound)
+    def logger(self, **bound: Any) -> _CallLog:
+        return _CallLog(self.events, bound)
 
     def drain(self) -> list[dict[str, Any]]:
-        events, self.events = self.events[-200:], []
+        events, self.events = self.events, []
         return events
 
 
@@ -111,7 +147,7 @@ def _answer(request: dict[str, Any], functions: dict[str, Callable[..., Any]], l
     trace = {"trace_id": span.trace_id, "span_id": span.span_id}
     ctx = Context(run_id=c["run_id"], task_id=c["task_id"], now=datetime.fromisoformat(c["now"]), seed=int(c["seed"]),
                   whatif=bool(c["whatif"]), workdir=workdir,
-                  log=logs.logger(run_id=c["run_id"], task_id=c["task_id"], plugin=plugin, **trace))
+                  log=cast(Any, logs.logger(run_id=c["run_id"], task_id=c["task_id"], plugin=plugin, **trace)))
     reply: dict[str, Any] = {"reply": request["call"]}
     try:
         output = functions[operation](ctx, request["data"])

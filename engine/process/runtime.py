@@ -71,6 +71,7 @@ class RunContext:
     dispatcher: Dispatcher
     telemetry: Telemetry = field(default_factory=Telemetry)
     outputs_file: Path | None = None
+    repo_roots: tuple[str, ...] = ()
     whatif: bool = False
     host: str = field(default_factory=socket.gethostname)
 
@@ -215,7 +216,22 @@ class TaskRunner:
         with self.run.telemetry.span(f"task {self.task.id}", **{"engine.task_id": self.task.id}):
             return self._execute()
 
+    def _confined(self) -> str | None:
+        """Why the task's repository may not be used, or None: it must lie in the workspace or a
+        configured root (``[queue] repo_roots``), symlinks resolved."""
+        roots = [self.run.workspace.resolve(), *((self.run.workspace / r).resolve() for r in self.run.repo_roots)]
+        if any(self.workdir == root or self.workdir.is_relative_to(root) for root in roots):
+            return None
+        return (f"repo {self.task.repo!r} resolves to {self.workdir}, outside the workspace"
+                + (" and [queue] repo_roots" if self.run.repo_roots else "")
+                + ": a task may only name repositories there (add a root to repo_roots in engine.toml)")
+
     def _execute(self) -> Outcome:
+        refused = self._confined()
+        if refused is not None:
+            self.run.ledger.append({**self.base, "kind": "step", "status": "error", "reason": refused},
+                                   self.run.envelope())
+            return Outcome("failed", refused, steps=self.steps)
         workflow = BpmnWorkflow(self.run.models.spec, self.run.models.subprocess_specs,
                                 script_engine=_StepScriptEngine(self))
         for t in workflow.get_tasks(state=TaskState.READY):

@@ -65,6 +65,10 @@ def test_a_plugin_from_outside_the_repository_runs_bound_to_a_copied_process(exa
     outputs = (next((example_ws / ".engine" / "runs").glob("*/outputs.jsonl"))).read_text()
     assert '"greeting": "Hello, Ada!"' in outputs and '"repo_is_dir": true' in outputs
     assert tree_digest(Path(engine_package.__file__).parent) == before
+    events = [json.loads(x) for x in (example_ws / ".engine" / "logs" / "engine.jsonl").read_text().splitlines()]
+    greeting = [e for e in events if e.get("event") == "greeting"]  # ctx.log in the worker reaches the log
+    assert greeting and greeting[0]["name"] == "Ada" and greeting[0]["plugin"] == "greeter"
+    assert greeting[0]["task_id"] == "hi" and len(greeting[0]["trace_id"]) == 32
 
     # without the path, the same model is refused before anything is claimed
     put(example_ws, "002-greet.jsonl", {"id": "hi2", "tool": "git", "repo": "example-repo"})

@@ -273,3 +273,23 @@ def test_two_workers_share_a_queue_without_claiming_a_file_twice(example_ws):
     engine("ledger", "verify", cwd=example_ws, check=0)
     claims = [e["record"]["task_file"] for e in ledger_entries(example_ws) if e["record"].get("status") == "claimed"]
     assert sorted(claims) == sorted(set(claims))
+
+
+def test_a_task_naming_a_repository_outside_the_workspace_fails_before_any_step(example_ws, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (example_ws / "escape").symlink_to(outside)
+    put(example_ws, "030-escape.jsonl", {"id": "up", "tool": "git", "repo": "../outside"})
+    put(example_ws, "031-abs.jsonl", {"id": "abs", "tool": "git", "repo": str(outside)})
+    put(example_ws, "032-link.jsonl", {"id": "link", "tool": "git", "repo": "escape"})
+    engine("run", "--drain", cwd=example_ws, check=1)
+    for name in ("030-escape.jsonl", "031-abs.jsonl", "032-link.jsonl"):
+        report = json.loads((example_ws / ".tasks" / "failed" / f"{name}.error.json").read_text())
+        assert "outside the workspace" in report["reason"], report
+    assert not [e for e in ledger_entries(example_ws)
+                if e["record"].get("task_id") in ("up", "abs", "link") and e["record"].get("plugin")]
+    (example_ws / "engine.toml").write_text(f'[queue]\nrepo_roots = ["{outside}"]\n')
+    (example_ws / ".tasks" / "failed" / "031-abs.jsonl").rename(example_ws / ".tasks" / "inbox" / "031-abs.jsonl")
+    engine("run", "--drain", cwd=example_ws, check=1)  # allowed now; it is not a git repository
+    report = json.loads((example_ws / ".tasks" / "failed" / "031-abs.1.jsonl.error.json").read_text())
+    assert "outside the workspace" not in report["reason"] and "not a git repository" in report["reason"]

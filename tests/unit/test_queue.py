@@ -235,3 +235,14 @@ def test_line_separators_inside_json_strings_do_not_split_a_task(queue):
     parsed = queue.parse(claim)
     assert parsed.problems == []
     assert [t.line for t in parsed.tasks] == [1, 2] and parsed.tasks[0].task.prompt == "one\u2028two\u0085three"
+
+
+def test_a_file_run_again_keeps_the_report_of_its_earlier_run(queue):
+    put(queue, "a.jsonl", {"id": "t1", "tool": "git"})
+    queue.finish(queue.claim_next(), "failed", {"reason": "first run"})
+    (queue.folder("failed") / "a.jsonl").rename(queue.folder("inbox") / "a.jsonl")  # the operator retries it
+    queue.finish(queue.claim_next(), "failed", {"reason": "second run"})
+    failed = queue.folder("failed")
+    assert sorted(p.name for p in failed.iterdir()) == ["a.1.jsonl", "a.1.jsonl.error.json", "a.jsonl.error.json"]
+    assert json.loads((failed / "a.jsonl.error.json").read_text())["reason"] == "first run"
+    assert json.loads((failed / "a.1.jsonl.error.json").read_text())["reason"] == "second run"
