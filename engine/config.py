@@ -43,6 +43,8 @@ kill_grace_sec = 1.0
 # OpenTelemetry export of the run's spans: "none", "console" (to the log file) or "otlp" (HTTP).
 export = "none"
 otlp_endpoint = "http://localhost:4318/v1/traces"
+# How long one export to the OTLP endpoint may take; a collector that is down never stops a run.
+otlp_timeout_sec = 5.0
 """
 
 
@@ -63,6 +65,7 @@ class PluginsConfig(_Section):
 class TelemetryConfig(_Section):
     export: Literal["none", "console", "otlp"] = "none"
     otlp_endpoint: str = "http://localhost:4318/v1/traces"
+    otlp_timeout_sec: float = Field(5.0, gt=0, le=120)
 
 
 class Config(_Section):

@@ -65,7 +65,8 @@ class Kernel:
         self.ledger = Ledger(ws.ledger_dir)
         if telemetry is None:
             console = ws.log_file.open("a", encoding="utf-8") if self.config.telemetry.export == "console" else None
-            telemetry = Telemetry.from_config(self.config.telemetry, console_file=console)
+            telemetry = Telemetry.from_config(self.config.telemetry, console_file=console,
+                                              otlp_timeout_sec=self.config.telemetry.otlp_timeout_sec)
         self.telemetry = telemetry
         self.pool = WorkerPool(ws.root, clock=self.clock, kill_grace=self.config.plugins.kill_grace_sec,
                                stop_grace=self.config.plugins.stop_grace_sec)

@@ -1,8 +1,8 @@
 """A plugin that misbehaves costs its own task, never the engine or the tasks after it.
 
 The `faulty` test plugin (tests/data/plugins/faulty) hangs, exits, raises SystemExit and
-KeyboardInterrupt, segfaults, closes every file descriptor, prints junk, breaks its output schema and
-raises error codes, one operation each. Every test here runs the real `engine` command.
+KeyboardInterrupt, segfaults, closes every file descriptor, writes garbage on the protocol pipe,
+prints junk, breaks its output schema and raises error codes, one operation each. Every test here runs the real `engine` command.
 """
 
 import json
@@ -24,12 +24,14 @@ FAULTS = {
     "kbint": "plugin faulty.kbint raised KeyboardInterrupt",
     "segv": "plugin faulty.segv crashed: its worker was killed by signal SIGSEGV",
     "closefds": "plugin faulty.closefds crashed: its worker",
+    "garbage": "plugin faulty.garbage crashed: its worker sent a malformed message (frame is not JSON",
     "badoutput": "output of faulty.badoutput violates its output_schema",
     "undeclared": "faulty.undeclared raised error code 'NOT_DECLARED', which its plugin.spec.json does not declare",
     "business": "the branch moved",
 }
 CODES = {"hang": "engine.timeout", "exit": "engine.crashed", "sysexit": "engine.exception",
          "kbint": "engine.exception", "segv": "engine.crashed", "closefds": "engine.crashed",
+         "garbage": "engine.protocol",
          "badoutput": "engine.contract", "undeclared": "engine.contract", "business": "MERGE_CONFLICT"}
 
 
@@ -121,3 +123,37 @@ def test_sigterm_while_a_plugin_hangs_stops_its_worker_and_exits_within_seconds(
     assert _worker_pids(folder) == []
     # the task did not finish: its file stays in processing/ and resumes on the next start
     assert "000-hang.jsonl" in files(example_ws, "processing")
+
+
+def test_a_worker_whose_engine_was_killed_exits_by_itself(example_ws):
+    install_test_plugin(example_ws, "faulty")
+    put(example_ws, "000-hang.jsonl", {**task("hang"), "timeout_sec": 600})
+    env = {k: v for k, v in os.environ.items() if k not in ("ENGINE_WORKSPACE", "ENGINE_PLUGIN_PATH")}
+    kernel = subprocess.Popen([sys.executable, "-m", "engine", "run", "--drain"], cwd=example_ws, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    folder = example_ws / "plugins" / "faulty"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not _worker_pids(folder):
+        time.sleep(0.05)
+    assert _worker_pids(folder), "the plugin's worker never started"
+    kernel.kill()
+    kernel.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _worker_pids(folder):
+        time.sleep(0.1)
+    assert _worker_pids(folder) == [], "the worker outlived its engine"
+
+
+def test_the_performance_policy_bounds_a_call_and_bad_settings_stop_the_run_before_any_claim(example_ws):
+    install_test_plugin(example_ws, "faulty")  # category: orchestration
+    put(example_ws, "000-hang.jsonl", {**task("hang"), "timeout_sec": 600})
+    (example_ws / "policies" / "performance.yml").write_text("timeouts:\n  orchestration: 1\n")
+    (example_ws / "engine.toml").write_text("[plugins]\nstop_grace = 3\n")
+    proc = engine("run", "--drain", cwd=example_ws, check=5)
+    assert "engine.toml" in proc.stderr and "plugins.stop_grace" in proc.stderr
+    assert "000-hang.jsonl" in files(example_ws, "inbox") and files(example_ws, "processing") == []
+
+    (example_ws / "engine.toml").unlink()
+    engine("run", "--drain", cwd=example_ws, check=1)
+    report = json.loads((example_ws / ".tasks" / "failed" / "000-hang.jsonl.error.json").read_text())
+    assert "plugin faulty.hang timed out after 1 s and was stopped" in report["reason"]

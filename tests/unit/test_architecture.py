@@ -61,3 +61,29 @@ def test_only_the_cli_prints():
 
 def test_the_kernel_never_imports_a_plugin():
     assert importers("engine_plugin") == set() and importers("git_inspector") == set()
+
+
+CLOCK_READS = {("time", "time"), ("time", "time_ns"), ("time", "monotonic"), ("time", "perf_counter"),
+               ("time", "sleep"), ("datetime", "now"), ("datetime", "utcnow"), ("datetime", "today"),
+               ("date", "today"), ("uuid", "uuid1"), ("uuid", "uuid4"), ("os", "urandom"), ("random", "random"),
+               ("random", "randint"), ("random", "choice"), ("secrets", "token_hex")}
+# The worker side of the plugin boundary runs in the plugin's process: its tracing envelope and its
+# parent watch are not kernel reads, and never reach a plugin or a ledger record.
+WORKER_SIDE = {"engine/plugins/worker.py", "engine/plugins/tracing.py"}
+
+
+def test_only_the_clock_reads_the_time_or_draws_randomness():
+    offenders = []
+    for path in modules(ENGINE):
+        rel = path.relative_to(ROOT).as_posix()
+        if rel == "engine/clock.py" or rel in WORKER_SIDE:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                owner = node.func.value
+                name = owner.id if isinstance(owner, ast.Name) else owner.attr if isinstance(owner, ast.Attribute) \
+                    else None
+                if (name, node.func.attr) in CLOCK_READS:
+                    offenders.append(f"{rel}:{node.lineno} {name}.{node.func.attr}")
+    assert offenders == []

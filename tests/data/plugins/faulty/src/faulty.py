@@ -56,3 +56,9 @@ def business(ctx, data):
 
 def undeclared(ctx, data):
     raise PluginError("whatever", code="NOT_DECLARED")
+
+
+def garbage(ctx, data):
+    # The worker's answer pipe is the fourth word of its command line: write a frame that is not JSON.
+    os.write(int(sys.argv[3]), b"\x00\x00\x00\x07garbage")
+    return {}
