@@ -2,7 +2,8 @@
 
 The `faulty` test plugin (tests/data/plugins/faulty) hangs, exits, raises SystemExit and
 KeyboardInterrupt, segfaults, closes every file descriptor, writes garbage on the protocol pipe,
-prints junk, breaks its output schema and raises error codes, one operation each. Every test here runs the real `engine` command.
+prints junk, breaks its output schema and raises error codes, one operation each. Every test here runs
+the real `engine` command.
 """
 
 import json
