@@ -68,16 +68,21 @@ class Kernel:
             telemetry = Telemetry.from_config(self.config.telemetry, console_file=console,
                                               otlp_timeout_sec=self.config.telemetry.otlp_timeout_sec)
         self.telemetry = telemetry
-        self.pool = WorkerPool(ws.root, clock=self.clock, kill_grace=self.config.plugins.kill_grace_sec,
-                               stop_grace=self.config.plugins.stop_grace_sec)
-        self.dispatcher = Dispatcher(self.pool, performance=self.performance, spans=self.telemetry.export_remote)
+        self.dispatcher = Dispatcher(self._new_pool(), performance=self.performance,
+                                     spans=self.telemetry.export_remote)
+
+    def _new_pool(self) -> WorkerPool:
+        return WorkerPool(self.ws.root, clock=self.clock, kill_grace=self.config.plugins.kill_grace_sec,
+                          stop_grace=self.config.plugins.stop_grace_sec)
+
+    @property
+    def pool(self) -> WorkerPool:
+        return self.dispatcher.pool
 
     def close(self) -> None:
         """Stop the plugin workers and flush the traces; the kernel can run again afterwards."""
-        self.pool.close()
-        self.pool = WorkerPool(self.ws.root, clock=self.clock, kill_grace=self.config.plugins.kill_grace_sec,
-                               stop_grace=self.config.plugins.stop_grace_sec)
-        self.dispatcher.pool = self.pool
+        self.dispatcher.pool.close()
+        self.dispatcher.pool = self._new_pool()
         self.telemetry.flush()
 
     def run(self, *, drain: bool, stop: Callable[[], bool] = lambda: False, poll_sec: float = 1.0,

@@ -105,6 +105,21 @@ def source_digest(folder: Path) -> str:
     return "sha256:" + h.hexdigest()
 
 
+def legacy_source_digest(folder: Path) -> str:
+    """The digest engine 0.1 wrote: the plugin's files but ``manifest.json``, documentation (``*.md``),
+    ``tests/``, ``conformance/`` and caches. Still accepted in a manifest, so plugin folders made then
+    keep loading unchanged; the plugin's version in the ledger is always ``source_digest``."""
+    h = hashlib.sha256()
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder)
+        if not path.is_file() or rel.name == MANIFEST_FILE or path.suffix in (".pyc", ".md"):
+            continue
+        if any(part in {"__pycache__", "tests", "conformance", ".pytest_cache"} for part in rel.parts):
+            continue
+        h.update(rel.as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return "sha256:" + h.hexdigest()
+
+
 def _inside(path: Path, root: Path) -> bool:
     return path.resolve().is_relative_to(root.resolve())
 
@@ -226,7 +241,7 @@ def load_plugin(folder: Path, *, origin: str = "path", root: Path | None = None,
             for p in check_schema(getattr(op, side)):
                 found.append(Problem(p.message, file=str(spec_path), path=f"$.operations.{op_name}.{side}"))
     digest = source_digest(folder)
-    if manifest.source_digest and manifest.source_digest != digest:
+    if manifest.source_digest and manifest.source_digest not in (digest, legacy_source_digest(folder)):
         found.append(Problem(f"source_digest does not match the source on disk ({digest}); "
                              "update it if the change is intended", file=str(manifest_path),
                              path="$.source_digest"))

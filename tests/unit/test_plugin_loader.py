@@ -350,3 +350,19 @@ def test_plugins_replacing_each_other_are_refused(tmp_path):
     assert registry.plugins == {} and registry.get("one") is None
     [error] = registry.errors
     assert "replace each other" in error.message
+
+
+def test_a_source_digest_written_by_engine_0_1_still_loads(tmp_path):
+    """Plugin folders made before the digest covered documentation and tests keep working unchanged."""
+    from engine.plugins.loader import legacy_source_digest
+
+    folder = make(tmp_path)
+    (folder / "README_PLUGIN.md").write_text("# echo\n")
+    manifest = {**MANIFEST, "source_digest": legacy_source_digest(folder)}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    loaded = load_plugin(folder)
+    assert loaded.digest == source_digest(folder) != manifest["source_digest"]
+    (folder / "src" / "echo.py").write_text(SOURCE + "\n# changed\n")  # the code it covers still counts
+    with pytest.raises(PluginLoadError) as caught:
+        load_plugin(folder)
+    assert "source_digest does not match" in str(caught.value.problems[0])
