@@ -101,8 +101,10 @@ def init(ctx: click.Context, directory: Path | None, example: bool) -> int:
 @click.option("--drain", is_flag=True, help="Process everything in the inbox, then exit.")
 @click.option("--poll", "poll_sec", type=click.FloatRange(min=0.05), default=1.0, show_default=True,
               help="Seconds between inbox checks when not draining.")
+@click.option("--whatif", is_flag=True,
+              help="Plan only: run the inbox's tasks with every change planned, none made; nothing is claimed.")
 @click.pass_context
-def run(ctx: click.Context, drain: bool, poll_sec: float) -> int:
+def run(ctx: click.Context, drain: bool, poll_sec: float, whatif: bool) -> int:
     """Run task files from the inbox through the process (until interrupted, or until empty with --drain)."""
     from engine.kernel import Kernel
 
@@ -119,11 +121,22 @@ def run(ctx: click.Context, drain: bool, poll_sec: float) -> int:
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        summary = kernel.run(drain=drain, stop=lambda: stopping["flag"], poll_sec=poll_sec,
-                             on_file=lambda name, dest: out.print(f"{dest:<10} {name}"))
+        if whatif:
+            summary = kernel.whatif(stop=lambda: stopping["flag"], on_plan=_print_plan)
+        else:
+            summary = kernel.run(drain=drain, stop=lambda: stopping["flag"], poll_sec=poll_sec,
+                                 on_file=lambda name, dest: out.print(f"{dest:<10} {name}"))
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+    if whatif:
+        tasks = ", ".join(f"{n} {k}" for k, n in summary.tasks.items() if n) or "none"
+        for dest, names in summary.files.items():
+            for name in names:
+                out.print(f"would be {dest:<10} {name}")
+        out.print(f"what-if run {summary.run_id}: nothing was changed or claimed; tasks as planned: {tasks}; "
+                  f"the record is in .engine/whatif/{summary.run_id}/")
+        return ExitCode.OK  # a report of what would happen: it succeeded when every task was planned
     files = {k: len(v) for k, v in summary.files.items()}
     out.print(f"run {summary.run_id}: {files['done']} file(s) done, {files['failed']} failed, "
               f"{files['quarantine']} quarantined; tasks: {summary.tasks['done']} done"
@@ -133,12 +146,25 @@ def run(ctx: click.Context, drain: bool, poll_sec: float) -> int:
     return ExitCode.OK if summary.ok else ExitCode.TASKS_FAILED
 
 
+def _print_plan(item: dict[str, Any]) -> None:
+    plan = item["plan"]
+    step = item["step_name"] or item["step"]
+    out.print(f"plan       {item['task_id']} {step}: {item['plugin']}.{item['operation']}: {plan.get('summary', '')}",
+              markup=False)
+    for change in plan.get("changes") or []:
+        out.print(f"             {change.get('action', '?'):<7} {change.get('path')}", markup=False)
+    for command in plan.get("commands") or []:
+        out.print(f"             $ {' '.join(map(str, command))}", markup=False)
+
+
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_context
 def status(ctx: click.Context, as_json: bool) -> int:
-    """Counts per queue folder, live workers and the last runs."""
+    """Counts per queue folder, live workers, the last runs, open circuit breakers, kept worktrees."""
     from engine.queue import TaskQueue
+    from engine.safety.breaker import breakers_of
+    from engine.safety.worktrees import kept
 
     ws = _workspace(ctx)
     counts = TaskQueue(ws.tasks, worker="status").counts()
@@ -151,8 +177,11 @@ def status(ctx: click.Context, as_json: bool) -> int:
                      "files": {k: len(v) for k, v in body["files"].items()}, "tasks": body["tasks"]})
     workers = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(ws.state_dir.glob("worker-*.json"))]
     workers = [w for w in workers if _alive(w)]
+    left = kept(ws.engine_dir / "worktrees")
+    breakers = {plugin: entry for plugin, entry in breakers_of(ws.root).all().items() if entry["state"] != "closed"}
     if as_json:
-        out.print_json(json.dumps({"workspace": str(ws.root), "queue": counts, "workers": workers, "runs": runs}))
+        out.print_json(json.dumps({"workspace": str(ws.root), "queue": counts, "workers": workers, "runs": runs,
+                                   "worktrees": left, "breakers": breakers}))
         return ExitCode.OK
     table = Table("folder", "files", title=f"queue in {ws.root}")
     for name, n in counts.items():
@@ -168,6 +197,12 @@ def status(ctx: click.Context, as_json: bool) -> int:
         out.print(table)
     else:
         out.print("no runs yet")
+    for plugin, entry in breakers.items():
+        out.print(f"circuit breaker of {plugin}: {entry['state']} since {entry.get('opened_at')} "
+                  f"({entry.get('reason')})", markup=False)
+    for w in left:
+        out.print(f"worktree kept for inspection: {w.get('path')} (task {w.get('task_id')}, branch "
+                  f"{w.get('branch', '?')}); `engine worktrees prune` removes old ones", markup=False)
     return ExitCode.OK
 
 
@@ -212,6 +247,45 @@ def validate(ctx: click.Context, bpmn: Path | None, dmn: Path | None) -> int:
         err.print(f"{len(problems)} problem(s) in {checked}", markup=False)
         return ExitCode.MODEL_INVALID
     out.print(f"models ok: {checked}", markup=False)
+    return ExitCode.OK
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+def worktrees(ctx: click.Context, as_json: bool) -> int:
+    """The worktrees tasks left behind (a task that failed keeps its worktree for inspection)."""
+    if ctx.invoked_subcommand is not None:
+        return ExitCode.OK
+    from engine.safety.worktrees import kept
+
+    ws = _workspace(ctx)
+    found = kept(ws.engine_dir / "worktrees")
+    if as_json:
+        out.print_json(json.dumps({"worktrees": found}))
+        return ExitCode.OK
+    for w in found:
+        out.print(f"{w.get('task_id')}: {w.get('path')} on {w.get('branch', '?')} (repository {w.get('repo', '?')}, "
+                  f"run {w.get('run_id', '?')})", markup=False)
+    if not found:
+        out.print("no worktrees left by tasks")
+    return ExitCode.OK
+
+
+@worktrees.command("prune")
+@click.option("--older-than", "days", type=click.FloatRange(min=0), default=7.0, show_default=True,
+              help="Remove worktrees untouched for this many days (0: all).")
+@click.pass_context
+def worktrees_prune(ctx: click.Context, days: float) -> int:
+    """Remove old worktrees of failed tasks; their branches stay."""
+    from engine.clock import Clock
+    from engine.safety.worktrees import prune
+
+    ws = _workspace(ctx)
+    removed = prune(ws.engine_dir / "worktrees", older_than_sec=days * 86400, now=Clock().now().timestamp())
+    for w in removed:
+        out.print(f"removed {w.get('path')} (branch {w.get('branch', '?')} kept)", markup=False)
+    out.print(f"{len(removed)} worktree(s) removed")
     return ExitCode.OK
 
 

@@ -49,6 +49,10 @@ class FixedClock(Clock):
         self._now = current + timedelta(seconds=1)
         return current
 
+    def advance(self, seconds: float) -> None:
+        """Move the clock forward (a test's cool-down or timer passing)."""
+        self._now += timedelta(seconds=seconds)
+
     def new_id(self, prefix: str = "") -> str:
         self._count += 1
         return f"{prefix}{self._count:06d}"

@@ -28,9 +28,11 @@ DEFAULT_TOML = """\
 # A task file claimed this many times without finishing (its worker died each time) goes to
 # quarantine/ instead of being run again.
 max_claims = 3
-# A task's repo must lie inside the workspace or one of these folders (absolute, or relative to the
-# workspace); a task naming a repository elsewhere fails before any step runs.
-repo_roots = []
+
+[repos]
+# A task's repo must lie inside the workspace or under one of these folders (absolute, or relative to
+# the workspace), symlinks followed; a task naming a repository elsewhere fails before any step runs.
+roots = []
 
 [plugins]
 # On SIGTERM/SIGINT, how long a plugin call in flight may go on before its worker is stopped and the
@@ -54,7 +56,10 @@ class _Section(BaseModel):
 
 class QueueConfig(_Section):
     max_claims: int = Field(3, ge=1, le=1000)
-    repo_roots: list[str] = Field(default_factory=list)
+
+
+class ReposConfig(_Section):
+    roots: list[str] = Field(default_factory=list)
 
 
 class PluginsConfig(_Section):
@@ -70,12 +75,24 @@ class TelemetryConfig(_Section):
 
 class Config(_Section):
     queue: QueueConfig = QueueConfig()
+    repos: ReposConfig = ReposConfig()
     plugins: PluginsConfig = PluginsConfig()
     telemetry: TelemetryConfig = TelemetryConfig()
 
 
+class BreakerPolicy(_Section):
+    """When a plugin's circuit breaker opens (``failures`` within ``window_sec``) and for how long."""
+
+    failures: int = Field(5, ge=1, le=1000)
+    window_sec: float = Field(600.0, gt=0)
+    cooldown_sec: float = Field(300.0, gt=0)
+
+
 class Performance(_Section):
-    """``policies/performance.yml``: the longest a call of a plugin of each category may take."""
+    """``policies/performance.yml``: the longest a call of a plugin of each category may take, and the
+    circuit breakers' thresholds."""
+
+    breaker: BreakerPolicy = BreakerPolicy()
 
     timeouts: dict[str, PositiveFloat] = Field(default_factory=lambda: {
         "acquisition": 300.0, "transformation": 60.0, "state_change": 1800.0, "validation": 3600.0,

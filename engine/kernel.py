@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,8 +26,13 @@ from engine.plugins.loader import Registry
 from engine.plugins.pool import WorkerPool
 from engine.process import Models, Outcome, RunContext, TaskRunner, load_models
 from engine.queue import Claim, TaskQueue
+from engine.safety.breaker import BREAKERS_FILE, Breakers, Thresholds
+from engine.safety.journal import Journal
+from engine.safety.recovery import recover
 from engine.telemetry import Telemetry
 from engine.workspace import Workspace
+
+ROLLBACK_DECISION = "rollback_trigger"  # asked for an apply a killed kernel left half done
 
 
 @dataclass
@@ -68,8 +74,15 @@ class Kernel:
             telemetry = Telemetry.from_config(self.config.telemetry, console_file=console,
                                               otlp_timeout_sec=self.config.telemetry.otlp_timeout_sec)
         self.telemetry = telemetry
+        self.journal = Journal(ws.state_dir / "applies")
+        policy = self.performance.breaker
+        self.breakers = Breakers(ws.state_dir / BREAKERS_FILE, self.clock,
+                                 Thresholds(policy.failures, policy.window_sec, policy.cooldown_sec))
         self.dispatcher = Dispatcher(self._new_pool(), performance=self.performance,
                                      spans=self.telemetry.export_remote)
+
+    def _rollback_decision(self, inputs: dict[str, Any]) -> str:
+        return str(self.models.decisions.evaluate(ROLLBACK_DECISION, inputs).value)
 
     def _new_pool(self) -> WorkerPool:
         return WorkerPool(self.ws.root, clock=self.clock, kill_grace=self.config.plugins.kill_grace_sec,
@@ -102,12 +115,15 @@ class Kernel:
         ctx = RunContext(run_id=run_id, workspace=self.ws.root, models=self.models, registry=self.registry,
                          ledger=self.ledger, clock=self.clock, log=self.log.bind(run_id=run_id),
                          worker=self.worker, dispatcher=self.dispatcher, telemetry=self.telemetry,
-                         outputs_file=run_dir / "outputs.jsonl", repo_roots=tuple(self.config.queue.repo_roots))
+                         outputs_file=run_dir / "outputs.jsonl", repo_roots=tuple(self.config.repos.roots),
+                         journal=self.journal, breakers=self.breakers)
         summary = RunSummary(run_id)
         self.queue.ensure()
         self._write_run(run_dir, summary, "running")
         ctx.log.info("run_started", bpmn=str(self.models.bpmn_path), dmn=str(self.models.dmn_path),
                      models=self.models.hashes, drain=drain)
+        # A state change a killed kernel left half done is settled before any new work is taken.
+        recover(self.journal, self.queue, self.ledger, self._rollback_decision, ctx.envelope, ctx.log)
         while not stop():
             self._heartbeat(run_id, None)
             claim = self.queue.claim_next()
@@ -128,6 +144,48 @@ class Kernel:
         self._write_run(run_dir, summary, "interrupted" if summary.interrupted else "finished")
         self._heartbeat_path().unlink(missing_ok=True)  # a worker that stops cleanly leaves no heartbeat
         ctx.log.info("run_finished", files={k: len(v) for k, v in summary.files.items()}, tasks=summary.tasks)
+        return summary
+
+    def whatif(self, *, stop: Callable[[], bool] = lambda: False,
+               on_plan: Callable[[dict[str, Any]], None] | None = None) -> RunSummary:
+        """Run every task waiting in the inbox with plans only: nothing is claimed or moved, no repository
+        changes, no tool is started; steps and plans go to ``.engine/whatif/<run-id>/``, not the ledger."""
+        try:
+            with self.telemetry.span("engine run --whatif"):
+                return self._whatif(stop, on_plan)
+        finally:
+            self.close()
+
+    def _whatif(self, stop: Callable[[], bool], on_plan: Callable[[dict[str, Any]], None] | None) -> RunSummary:
+        run_id = self.clock.new_id("whatif-")
+        folder = self.ws.engine_dir / "whatif" / run_id
+        folder.mkdir(parents=True, exist_ok=True)
+        record = Ledger(folder)
+        ctx = RunContext(run_id=run_id, workspace=self.ws.root, models=self.models, registry=self.registry,
+                         ledger=record, clock=self.clock, log=self.log.bind(run_id=run_id, whatif=True),
+                         worker=self.worker, dispatcher=self.dispatcher, telemetry=self.telemetry,
+                         outputs_file=folder / "plans.jsonl", repo_roots=tuple(self.config.repos.roots),
+                         whatif=True, on_plan=on_plan)
+        summary = RunSummary(run_id)
+        for path in self.queue.inbox_files():
+            parsed = self.queue.parse_file(path, f"{self.ws.tasks.name}/inbox/{path.name}")
+            dest = "failed" if parsed.problems else "done"
+            for item in parsed.tasks if not parsed.problems else []:
+                if stop():
+                    summary.interrupted = True
+                    break
+                outcome = TaskRunner(ctx, item.task, task_file=path.name, line=item.line, stop=stop).execute()
+                summary.tasks[outcome.status] = summary.tasks.get(outcome.status, 0) + 1
+                if outcome.status != "done":
+                    dest = outcome.status if outcome.status in summary.files else "failed"
+                    break
+            if summary.interrupted:
+                break
+            summary.files[dest].append(path.name)
+        shutil.rmtree(ctx.worktrees, ignore_errors=True)  # the throwaway clones plans were made in
+        body = {"run_id": run_id, "whatif": True, "files": summary.files, "tasks": summary.tasks,
+                "models": self.models.hashes}
+        (folder / "run.json").write_text(json.dumps(body, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         return summary
 
     def _sleep(self, seconds: float, stop: Callable[[], bool]) -> None:

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.contracts import Task
+from engine.durable import write_durably
 from engine.errors import ContractViolation, Problem
 
 FOLDERS = ("inbox", "processing", "done", "failed", "quarantine")
@@ -86,24 +87,6 @@ def nesting_depth(raw: str, *, limit: int = MAX_DEPTH) -> int:
         else:
             depth -= 1
     return deepest
-
-
-def write_durably(path: Path, body: bytes) -> None:
-    """Write ``body`` to a temp file, fsync it, rename it over ``path`` and fsync the folder: once this
-    returns, ``path`` holds ``body`` whole, even after a power cut."""
-    tmp = path.with_name(side_name(path.name, ".tmp"))
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        os.write(fd, body)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
 
 
 @dataclass
@@ -161,6 +144,10 @@ class TaskQueue:
     def counts(self) -> dict[str, int]:
         return {name: len(list(self._task_files(self.folder(name)))) for name in FOLDERS}
 
+    def inbox_files(self) -> list[Path]:
+        """The task files waiting in the inbox, in the order they would be claimed."""
+        return list(self._task_files(self.folder("inbox")))
+
     @staticmethod
     def _task_files(folder: Path) -> Iterator[Path]:
         if not folder.is_dir():
@@ -209,16 +196,9 @@ class TaskQueue:
         """
         processing = self.folder("processing")
         for path in self._task_files(processing):
-            fd = self._lock_lease(path.name)
-            if fd is None:
-                continue
-            if not path.exists():
-                self._release(path.name, fd)
-                continue
-            self._write_lease(fd, path.name, recovered=True)
-            claims = self._count_claim(path.name, self._read_claims(path.name), recovered=True)
-            return Claim(path.name, path, fd, recovered=True, done_lines=self._read_progress(path.name),
-                         claims=claims)
+            claim = self.claim_recovered(path.name)
+            if claim is not None:
+                return claim
         for path in self._task_files(self.folder("inbox")):
             fd = self._lock_lease(path.name)
             if fd is None:
@@ -241,6 +221,20 @@ class TaskQueue:
             self._write_lease(fd, path.name, recovered=False)
             return Claim(path.name, target, fd, claims=claims)
         return None
+
+    def claim_recovered(self, name: str) -> Claim | None:
+        """Claim the file ``name`` that a dead worker left in processing/; None when a live worker holds it
+        or it is not there. Counted like every claim."""
+        path = self.folder("processing") / name
+        fd = self._lock_lease(name)
+        if fd is None:
+            return None
+        if not path.is_file():
+            self._release(name, fd)
+            return None
+        self._write_lease(fd, name, recovered=True)
+        claims = self._count_claim(name, self._read_claims(name), recovered=True)
+        return Claim(name, path, fd, recovered=True, done_lines=self._read_progress(name), claims=claims)
 
     # -- counting claims ----------------------------------------------------------------------------
 
@@ -269,12 +263,15 @@ class TaskQueue:
 
     def parse(self, claim: Claim) -> ParsedFile:
         """Every task of the file, or every problem of every bad line (line numbers are 1-based)."""
+        return self.parse_file(claim.path, f"{self.root.name}/processing/{claim.name}")
+
+    def parse_file(self, path: Path, label: str) -> ParsedFile:
+        """``parse`` for any task file (a what-if run reads the inbox without claiming)."""
         tasks: list[TaskLine] = []
         found: list[Problem] = []
         seen: dict[str, int] = {}
-        label = f"{self.root.name}/processing/{claim.name}"
         try:
-            text = claim.path.read_text(encoding="utf-8-sig")  # a BOM from a Windows editor is fine
+            text = path.read_text(encoding="utf-8-sig")  # a BOM from a Windows editor is fine
         except UnicodeDecodeError as e:
             return ParsedFile([], [Problem(f"file is not UTF-8 text: {e.reason} at byte {e.start}", file=label)])
         for number, raw in enumerate(_lines(text), start=1):

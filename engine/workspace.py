@@ -37,6 +37,8 @@ from engine.errors import WorkspaceError
 from engine.queue import FOLDERS
 
 ENV_WORKSPACE = "ENGINE_WORKSPACE"
+# The kernel's own plugins (worktree-manager, circuit-breaker): part of engine/safety, found last.
+BUILTIN_PLUGINS = Path(__file__).resolve().parent / "safety" / "builtin"
 ENV_PLUGIN_PATH = "ENGINE_PLUGIN_PATH"
 BPMN_FILE = "orchestration.bpmn"
 DMN_FILE = "decisions.dmn"
@@ -95,11 +97,11 @@ class Workspace:
     def plugin_sources(self) -> list[tuple[str, Path | None]]:
         """Where plugins are looked for, in order, as (origin, folder of plugin folders): the workspace's
         ``plugins/``, the folders of ENGINE_PLUGIN_PATH, the installed distributions' ``engine.plugins``
-        entry points (folder None), the bundled plugins. A later plugin with an id found earlier is used
-        only if the earlier one's manifest replaces it (``engine.plugins.loader``)."""
+        entry points (folder None), the bundled plugins, the kernel's built-in ones. A later plugin with an
+        id found earlier is used only if the earlier one's manifest replaces it (``engine.plugins.loader``)."""
         extra = [Path(p) for p in os.environ.get(ENV_PLUGIN_PATH, "").split(os.pathsep) if p]
         return [("workspace", self.root / "plugins"), *(("path", p) for p in extra), ("entry-point", None),
-                ("bundled", bundled("plugins"))]
+                ("bundled", bundled("plugins")), ("builtin", BUILTIN_PLUGINS)]
 
     def is_initialised(self) -> bool:
         return self.tasks.is_dir() and self.engine_dir.is_dir()

@@ -37,17 +37,48 @@ def copy_plugin(name, ws):
     shutil.copytree(DATA / "plugins" / name, ws / "plugins" / name)
 
 
-def add_selection_rule(dmn_path, tool, plugin):
-    """Add a rule `"tool" -> "plugin"` to the select_plugin table of a workspace's decisions.dmn."""
+def add_selection_rule(dmn_path, tool, plugin, worktree=None):
+    """Route `tool` to `plugin` in a workspace's decisions.dmn: a select_plugin rule `"tool", -, ... -> "plugin"`
+    (one input entry per input column of the table: the tool, then "-").
+
+    A plugin that changes the repository needs a worktree, which the process makes when the needs_worktree
+    decision says so: with `worktree` true (by default: when the workspace's plugins/<plugin>/plugin.spec.json
+    says category state_change) a rule `"plugin" -> true` goes first in that table (hit policy FIRST)."""
+    import json
+    import re
+
     from lxml import etree
 
     tree = etree.parse(str(dmn_path))
-    ns = {"d": tree.getroot().nsmap[None]}
+    d = tree.getroot().nsmap[None]
+    ns = {"d": d}
+    suffix = re.sub(r"\W", "_", f"{plugin}_{tool}")
+
+    def rule_element(rule_id, description, inputs, output):
+        rule = etree.Element(f"{{{d}}}rule", id=rule_id)
+        etree.SubElement(rule, f"{{{d}}}description").text = description
+        cells = [("inputEntry", text) for text in inputs] + [("outputEntry", output)]
+        for index, (kind, text) in enumerate(cells):
+            entry = etree.SubElement(rule, f"{{{d}}}{kind}", id=f"{rule_id}_{kind}_{index}")
+            etree.SubElement(entry, f"{{{d}}}text").text = text
+        return rule
+
     table = tree.find(".//d:decision[@id='select_plugin']/d:decisionTable", ns)
-    rule = etree.SubElement(table, f"{{{ns['d']}}}rule", id=f"test_rule_{plugin.replace('-', '_')}")
-    for kind, text in (("inputEntry", f'"{tool}"'), ("outputEntry", f'"{plugin}"')):
-        entry = etree.SubElement(rule, f"{{{ns['d']}}}{kind}", id=f"test_{kind}_{plugin.replace('-', '_')}")
-        etree.SubElement(entry, f"{{{ns['d']}}}text").text = text
+    columns = len(table.findall("d:input", ns))
+    table.append(rule_element(f"test_rule_{suffix}", f"test: tool {tool} runs plugin {plugin}",
+                              [f'"{tool}"'] + ["-"] * (columns - 1), f'"{plugin}"'))
+    if worktree is None:
+        spec = Path(dmn_path).resolve().parent.parent / "plugins" / plugin / "plugin.spec.json"
+        worktree = spec.is_file() and json.loads(spec.read_text()).get("category") == "state_change"
+    needs = tree.find(".//d:decision[@id='needs_worktree']/d:decisionTable", ns)
+    if worktree and needs is not None:
+        first = needs.find("d:rule", ns)
+        rule = rule_element(f"test_worktree_{suffix}", f"test: plugin {plugin} changes the repository",
+                            [f'"{plugin}"'] + ["-"] * (len(needs.findall("d:input", ns)) - 1), "true")
+        if first is not None:
+            first.addprevious(rule)
+        else:
+            needs.append(rule)
     tree.write(str(dmn_path), xml_declaration=True, encoding="UTF-8")
 
 

@@ -104,7 +104,8 @@ class Dispatcher:
         request = {"call": 1, "plugin": plugin.id, "operation": op_name, "data": dict(data),
                    "traceparent": traceparent,
                    "context": {"run_id": ctx.run_id, "task_id": ctx.task_id, "now": ctx.now.isoformat(),
-                               "seed": ctx.seed, "whatif": ctx.whatif, "workdir": str(ctx.workdir)}}
+                               "seed": ctx.seed, "whatif": ctx.whatif, "workdir": str(ctx.workdir),
+                               "workspace": str(ctx.workspace) if ctx.workspace else None}}
         try:
             answer, stdout, stderr = self.pool.call(WorkerSpec.of(plugin), request, timeout=timeout,
                                                     cancelled=cancelled)

@@ -43,7 +43,7 @@ MANIFEST_FILE = "manifest.json"
 ENTRY_POINT_GROUP = "engine.plugins"
 # Where a plugin was found (``LoadedPlugin.origin``), and how messages name it.
 ORIGINS = {"workspace": "workspace", "path": "ENGINE_PLUGIN_PATH", "entry-point": "entry-point",
-           "bundled": "bundled"}
+           "bundled": "bundled", "builtin": "built-in"}
 _DIGEST_SKIP_DIRS = {"__pycache__"}
 
 Operation = Callable[..., Any]
@@ -233,6 +233,9 @@ def load_plugin(folder: Path, *, origin: str = "path", root: Path | None = None,
         what = "entry point's name" if origin == "entry-point" else "folder name"
         found.append(Problem(f"plugin id {spec.id!r} differs from its {what} {name!r}", file=str(spec_path),
                              path="$.id"))
+    if spec.category == "state_change" and not spec.whatif:
+        found.append(Problem('a state_change plugin must support WhatIf: set "whatif": true and plan (change '
+                             "nothing) whenever ctx.whatif is true", file=str(spec_path), path="$.whatif"))
     if spec.default_operation and spec.default_operation not in spec.operations:
         found.append(Problem(f"default_operation {spec.default_operation!r} is not one of the operations",
                              file=str(spec_path), path="$.default_operation"))

@@ -147,6 +147,7 @@ def _answer(request: dict[str, Any], functions: dict[str, Callable[..., Any]], l
     trace = {"trace_id": span.trace_id, "span_id": span.span_id}
     ctx = Context(run_id=c["run_id"], task_id=c["task_id"], now=datetime.fromisoformat(c["now"]), seed=int(c["seed"]),
                   whatif=bool(c["whatif"]), workdir=workdir,
+                  workspace=Path(c["workspace"]) if c.get("workspace") else None,
                   log=cast(Any, logs.logger(run_id=c["run_id"], task_id=c["task_id"], plugin=plugin, **trace)))
     reply: dict[str, Any] = {"reply": request["call"]}
     try:

@@ -16,7 +16,7 @@ import json
 import os
 import socket
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from SpiffWorkflow.util.task import TaskState
 
 from engine.clock import Clock
 from engine.contracts import Task
-from engine.errors import DecisionError, EngineError
+from engine.errors import ContractViolation, DecisionError, EngineError, PluginError
 from engine.ledger import Ledger, digest
 from engine.plugins.dispatch import CallInterrupted, Dispatcher
 from engine.plugins.loader import LoadedPlugin, Registry
@@ -36,6 +36,9 @@ from engine.process.expressions import compile_feel, is_expression, result_for_s
 from engine.process.models import Models
 from engine.process.parser import DecisionTask, ExternalServiceTask
 from engine.process.steps import KERNEL_VARIABLES, Step, StepResult, run_decision, run_service
+from engine.safety import checkpoints
+from engine.safety.breaker import Breakers
+from engine.safety.journal import Journal
 from engine.sdk import Context
 from engine.telemetry import Telemetry
 
@@ -73,6 +76,16 @@ class RunContext:
     outputs_file: Path | None = None
     repo_roots: tuple[str, ...] = ()
     whatif: bool = False
+    journal: Journal | None = None  # applies in flight (None: no state change may run)
+    breakers: Breakers | None = None
+    on_plan: Callable[[dict[str, Any]], None] | None = None  # what-if runs: each plan, as it is made
+
+    @property
+    def worktrees(self) -> Path:
+        """Where the tasks' worktrees are (a what-if run's throwaway clones are in its own folder)."""
+        if self.whatif:
+            return self.workspace / ".engine" / "whatif" / self.run_id / "worktrees"
+        return self.workspace / ".engine" / "worktrees"
     host: str = field(default_factory=socket.gethostname)
 
     def envelope(self, duration_ms: float | None = None) -> dict[str, Any]:
@@ -121,21 +134,83 @@ class TaskRunner:
         self._current: Any = None
         self.steps = 0
         self.last_error: str | None = None
+        self.checkpoint: dict[str, Any] | None = None  # the task's first checkpoint: what a rollback restores
+        self._applies = 0
 
     # -- what steps are given ---------------------------------------------------------------------
 
-    def _context(self, plugin_id: str) -> Context:
+    def _context(self, plugin_id: str, worktree: Path | None = None) -> Context:
         seed = int.from_bytes(hashlib.sha256(self.task.id.encode()).digest()[:4], "big")
         return Context(run_id=self.run.run_id, task_id=self.task.id, now=self.run.clock.now(), seed=seed,
-                       whatif=self.run.whatif, workdir=self.workdir, log=self.log.bind(plugin=plugin_id))
+                       whatif=self.run.whatif, workdir=worktree or self.workdir, log=self.log.bind(plugin=plugin_id),
+                       workspace=self.run.workspace)
 
-    def _call(self, plugin: LoadedPlugin, operation: str, data: Mapping[str, Any]) -> dict[str, Any]:
-        """The plugin boundary: one call, with this task's deadline and the engine's stop signal."""
-        with self.run.telemetry.span(f"plugin {plugin.id}.{operation}", **{
-                "engine.plugin": plugin.id, "engine.operation": operation, "engine.task_id": self.task.id}):
-            return self.run.dispatcher.call(plugin, operation, self._context(plugin.id), data,
-                                            task_timeout=self.task.timeout_sec, cancelled=self.stop,
-                                            traceparent=self.run.telemetry.traceparent())
+    def _worktree(self, data: Mapping[str, Any]) -> Path | None:
+        """The task's worktree, when the process has one (``worktree.path``, set by worktree-manager.create);
+        only a folder under the run's worktrees folder counts, whoever set the variable."""
+        raw = data.get("worktree")
+        if not isinstance(raw, Mapping) or not isinstance(raw.get("path"), str):
+            return None
+        path = Path(raw["path"]).resolve()
+        root = self.run.worktrees.resolve()
+        return path if path.is_relative_to(root) and path != root and path.is_dir() else None
+
+    def _call(self, step: Step, plugin: LoadedPlugin, operation: str, payload: Mapping[str, Any],
+              data: Mapping[str, Any]) -> dict[str, Any]:
+        """The plugin boundary: one call, with this task's deadline and the engine's stop signal, in the
+        task's worktree when there is one; a state change only there, behind a checkpoint the kernel takes
+        and journals first; counted by the plugin's circuit breaker."""
+        worktree = self._worktree(data)
+        builtin = plugin.origin == "builtin"
+        breakers = None if builtin or self.run.whatif else self.run.breakers
+        if breakers is not None:
+            allowed, why = breakers.allows(plugin.id)
+            if not allowed:
+                raise PluginError(why or "circuit breaker open", code="engine.breaker_open", plugin=plugin.id,
+                                  operation=operation)
+        key = None
+        if plugin.spec.category == "state_change" and not self.run.whatif:
+            key = self._checkpoint(step, plugin, operation, worktree)
+        ctx = self._context(plugin.id, worktree)
+        try:
+            with self.run.telemetry.span(f"plugin {plugin.id}.{operation}", **{
+                    "engine.plugin": plugin.id, "engine.operation": operation, "engine.task_id": self.task.id}):
+                output = self.run.dispatcher.call(plugin, operation, ctx, payload, task_timeout=self.task.timeout_sec,
+                                                  cancelled=self.stop, traceparent=self.run.telemetry.traceparent())
+        except (PluginError, ContractViolation) as e:
+            if breakers is not None and getattr(e, "kind", "technical") == "technical":
+                breakers.record(plugin.id, False, e.message)
+            raise
+        finally:
+            if key is not None and self.run.journal is not None:
+                self.run.journal.end(key)
+        if breakers is not None:
+            breakers.record(plugin.id, True)
+        return output
+
+    def _checkpoint(self, step: Step, plugin: LoadedPlugin, operation: str, worktree: Path | None) -> str:
+        """Before a state change: the task's worktree, a checkpoint of it, and a journal entry, or refuse."""
+        if worktree is None:
+            raise PluginError(f"{plugin.id}.{operation} changes the repository, and a change runs only in the "
+                              "task's own worktree: put a worktree-manager.create step (the default process's "
+                              "Checkpoint) before this step", code="engine.no_worktree", plugin=plugin.id,
+                              operation=operation)
+        if self.run.journal is None:
+            raise PluginError("this run cannot journal a state change", code="engine.no_worktree", plugin=plugin.id)
+        self._applies += 1
+        name = f"{self.run.run_id}/{self.task.id}/{step.id}-{self._applies}"
+        try:
+            taken = checkpoints.take(worktree, name)
+        except checkpoints.CheckpointError as e:
+            raise PluginError(f"no checkpoint, so no change: {e.message}", code="engine.checkpoint", plugin=plugin.id,
+                              operation=operation) from e
+        if self.checkpoint is None:
+            self.checkpoint = taken.as_dict()  # the state before the task changed anything: what rollback restores
+        self.run.journal.begin(name, {
+            "run_id": self.run.run_id, "task_id": self.task.id, "task_file": self.base["task_file"],
+            "line": self.base["line"], "step": step.id, "plugin": plugin.id, "operation": operation,
+            "worktree": str(worktree), "checkpoint": taken.as_dict(), "first_checkpoint": self.checkpoint})
+        return name
 
     def feel(self, expression: str, scope: Mapping[str, Any], where: str | None = None) -> Any:
         compiled = self.run.models.expressions.get(expression)
@@ -161,15 +236,26 @@ class TaskRunner:
 
     def service(self, task: Any, topic: str) -> None:
         step = _step(task.task_spec)
+        data = task.data
+
+        def call(plugin: LoadedPlugin, operation: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+            return self._call(step, plugin, operation, payload, data)
+
         with self.run.telemetry.span(f"step {step.id}", **{"engine.step": step.id, "engine.step_type": step.type}):
-            result = run_service(step, topic, task.data, registry=self.run.registry, call=self._call,
+            result = run_service(step, topic, task.data, registry=self.run.registry, call=call,
                                  parameter=self._parameter)
+        if self.checkpoint is not None and task.data.get("checkpoint") is None:
+            result = replace(result, variables={**result.variables, "checkpoint": self.checkpoint})
         if result.failed:
             self.last_error = result.record["reason"]
             self.log.warning("plugin_failed", plugin=result.plugin, operation=result.operation,
                              error=result.record["reason"], **result.record["error"])
         elif result.output is not None:
             self._record_output(step.id, result)
+            if self.run.whatif and self.run.on_plan is not None and isinstance(result.output.get("plan"), Mapping):
+                self.run.on_plan({"task_id": self.task.id, "step": step.id, "step_name": step.name,
+                                  "plugin": result.plugin, "operation": result.operation,
+                                  "plan": result.output["plan"]})
         self._apply(task, result)
 
     def decision(self, task: Any, decision_ref: str, result_variable: str) -> None:
@@ -217,14 +303,19 @@ class TaskRunner:
             return self._execute()
 
     def _confined(self) -> str | None:
-        """Why the task's repository may not be used, or None: it must lie in the workspace or a
-        configured root (``[queue] repo_roots``), symlinks resolved."""
+        """Why the task may not run, or None: its repository must lie in the workspace or a configured root
+        (``[repos] roots``) and its files inside its repository, symlinks followed."""
         roots = [self.run.workspace.resolve(), *((self.run.workspace / r).resolve() for r in self.run.repo_roots)]
-        if any(self.workdir == root or self.workdir.is_relative_to(root) for root in roots):
-            return None
-        return (f"repo {self.task.repo!r} resolves to {self.workdir}, outside the workspace"
-                + (" and [queue] repo_roots" if self.run.repo_roots else "")
-                + ": a task may only name repositories there (add a root to repo_roots in engine.toml)")
+        if not any(self.workdir == root or self.workdir.is_relative_to(root) for root in roots):
+            return (f"task field repo {self.task.repo!r} resolves to {self.workdir}, outside the workspace"
+                    + (" and [repos] roots" if self.run.repo_roots else "")
+                    + ": a task may only name repositories there (add a root to [repos] roots in engine.toml)")
+        for index, name in enumerate(self.task.files):
+            target = (self.workdir / name).resolve()
+            if Path(name).is_absolute() or not target.is_relative_to(self.workdir):
+                return (f"task field files[{index}] {name!r} resolves to {target}, outside the task's repository "
+                        f"{self.workdir}: files must be paths inside it")
+        return None
 
     def _execute(self) -> Outcome:
         refused = self._confined()

@@ -1,5 +1,7 @@
 """The bundled plugins against real repositories, through the real loader and dispatch."""
 
+import hashlib
+import os
 import subprocess
 from datetime import UTC, datetime
 
@@ -8,15 +10,16 @@ import structlog
 
 from engine.bundled import bundled
 from engine.errors import PluginError
-from engine.plugins.dispatch import dispatch
+from engine.plugins.dispatch import Dispatcher, dispatch
 from engine.plugins.loader import Registry
+from engine.plugins.pool import WorkerPool
 from engine.sdk import Context
 
 REGISTRY = Registry.discover([bundled("plugins")])
 
 
-def ctx(workdir):
-    return Context("run-1", "t1", datetime(2026, 1, 1, tzinfo=UTC), 7, False, workdir, structlog.get_logger())
+def ctx(workdir, whatif=False):
+    return Context("run-1", "t1", datetime(2026, 1, 1, tzinfo=UTC), 7, whatif, workdir, structlog.get_logger())
 
 
 def git(repo, *args):
@@ -37,9 +40,14 @@ def repo(tmp_path):
     return path
 
 
-def call(topic, workdir, task=None):
+def call(topic, workdir, task=None, whatif=False, **data):
     plugin, op = REGISTRY.resolve_topic(topic)
-    return dispatch(plugin, op, ctx(workdir), {"task": task or {"id": "t1", "tool": "git"}})
+    return dispatch(plugin, op, ctx(workdir, whatif), {"task": task or {"id": "t1", "tool": "git"}, **data})
+
+
+def fingerprint(root):
+    """Every file and folder under ``root``, ``.git`` included, by content."""
+    return {str(p): "dir" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest() for p in root.rglob("*")}
 
 
 def test_status(repo):
@@ -66,6 +74,48 @@ def test_diff_since_a_snapshot_counts_only_later_changes_and_touches_nothing(rep
     assert status.splitlines() == [" M a.txt", "?? later.txt", "?? new.txt"]
 
 
+def test_whatif_status_and_diff_write_nothing_into_the_repository(repo):
+    (repo / "same.txt").write_text("same\n")
+    git(repo, "add", "same.txt")
+    git(repo, "commit", "-q", "-m", "same")
+    snapshot = call("git-inspector.status", repo)["repo_state"]["snapshot"]
+    (repo / "later.txt").write_text("a\nb\n")
+    os.utime(repo / "same.txt", (2_000_000_000, 2_000_000_000))  # unchanged, but stat-dirty: git status would
+    before = fingerprint(repo)                                      # rewrite the index if it took its lock
+    state = call("git-inspector.status", repo, whatif=True)["repo_state"]
+    assert state["changed"] == ["a.txt"]
+    assert state["snapshot"] == call("git-inspector.status", repo)["repo_state"]["snapshot"] != snapshot  # same id
+    before = fingerprint(repo)  # (the real status call above wrote its snapshot's objects)
+    assert state["untracked"] == ["later.txt", "new.txt"]
+    assert call("git-inspector.diff", repo, whatif=True)["diff"] == {  # what it says without whatif
+        "base": "HEAD", "changed_files": 3, "diff_lines": 6, "files": [
+            {"path": "a.txt", "added": 2, "removed": 1}, {"path": "later.txt", "added": 2, "removed": 0},
+            {"path": "new.txt", "added": 1, "removed": 0}]}
+    since = call("git-inspector.diff", repo, whatif=True, since=snapshot)["diff"]
+    assert since["files"] == [{"path": "later.txt", "added": 2, "removed": 0}]
+    assert call("git-inspector.diff", repo, whatif=True, since=state["snapshot"])["diff"]["files"] == []
+    assert fingerprint(repo) == before
+
+
+@pytest.mark.parametrize("field", ["task.args.base", "since"])
+def test_diff_refuses_option_like_refs(repo, tmp_path, field):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    value = f"--output={victim}"
+    data = {"since": value} if field == "since" else {"task": {"id": "t1", "tool": "git", "args": {"base": value}}}
+    with pytest.raises(PluginError) as caught:
+        call("git-inspector.diff", repo, **data)
+    assert f"{field} '{value}' is not a ref: a ref may not start with '-'" in str(caught.value)
+    assert victim.read_text() == "precious\n" and not caught.value.retryable
+
+
+@pytest.mark.parametrize("count", [0, -1, "5", True])
+def test_log_refuses_a_max_count_that_is_not_a_positive_integer(repo, count):
+    with pytest.raises(PluginError) as caught:
+        call("git-inspector.log", repo, {"id": "t1", "tool": "git", "args": {"max_count": count}})
+    assert f"task.args.max_count {count!r} is not a positive integer" in str(caught.value)
+
+
 def test_log(repo):
     log = call("git-inspector.log", repo, {"id": "t1", "tool": "git", "args": {"max_count": 1}})["log"]
     assert [c["summary"] for c in log] == ["first"]
@@ -78,6 +128,19 @@ def test_missing_repository_is_a_clear_error(tmp_path):
     with pytest.raises(PluginError) as caught:
         call("git-inspector.status", tmp_path)
     assert "is not a git repository" in str(caught.value)
+
+
+def test_missing_git_is_a_clear_error_not_a_traceback(repo, tmp_path):
+    empty = tmp_path / "no-git-here"
+    empty.mkdir()
+    dispatcher = Dispatcher(WorkerPool(tmp_path, environ={"PATH": str(empty)}))
+    try:
+        plugin, op = REGISTRY.resolve_topic("git-inspector.status")
+        with pytest.raises(PluginError) as caught:
+            dispatcher.call(plugin, op, ctx(repo), {"task": {"id": "t1", "tool": "git"}})
+    finally:
+        dispatcher.pool.close()
+    assert "git is not installed or not on PATH" in str(caught.value) and caught.value.code is None
 
 
 def test_task_parser_normalises(tmp_path):

@@ -1,6 +1,8 @@
-"""The four orchestration decisions, exercised through the real process on real repositories."""
+"""The orchestration decisions, exercised through the real process on real repositories: retries, the
+quality-gate tier, rollback, and the worktree a state change gets (checkpoint, commit, publish)."""
 
 import json
+import subprocess
 
 import pytest
 
@@ -9,7 +11,7 @@ from tests.conftest import engine, install_test_plugin
 
 @pytest.fixture
 def ws(example_ws):
-    for name in ("flaky", "writer"):
+    for name in ("flaky", "scribbler"):  # scribbler is a state change: it gets a worktree (add_selection_rule)
         install_test_plugin(example_ws, name)
     for path in (example_ws / ".tasks" / "inbox").iterdir():  # only the tasks of each test
         path.unlink()
@@ -37,6 +39,47 @@ def decisions(steps, decision_id):
     return [s["decision"] for s in steps if s.get("decision", {}).get("id") == decision_id]
 
 
+def step_ids(steps):
+    return [s["step"] for s in steps]
+
+
+def outputs(ws, task_id, step):
+    """What the plugin of `step` returned (the run's recorded outputs, as replay reads them)."""
+    found = []
+    for path in (ws / ".engine" / "runs").glob("*/outputs.jsonl"):
+        for line in path.read_text().splitlines():
+            row = json.loads(line)
+            if row["task_id"] == task_id and row["step"] == step:
+                found.append(row["output"])
+    return found
+
+
+def git(repo, *args):
+    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout
+
+
+def checkout_state(repo):
+    """What the user sees of their checkout: status (untracked files too), HEAD, branch."""
+    return (git(repo, "status", "--porcelain", "--untracked-files=all"), git(repo, "rev-parse", "HEAD"),
+            git(repo, "symbolic-ref", "HEAD"))
+
+
+def accept_l0_for_docs(ws):
+    """A modeler's edit: tasks tagged "docs" need only the L0 gate, whatever they change."""
+    from lxml import etree
+
+    dmn = ws / "process" / "decisions.dmn"
+    tree = etree.parse(str(dmn))
+    d = tree.getroot().nsmap[None]
+    first = tree.find(f".//{{{d}}}decision[@id='gate_tier']//{{{d}}}rule")
+    first.addprevious(etree.fromstring(
+        f'<rule xmlns="{d}" id="gate_tier_docs"><description>docs changes: the basic gate</description>'
+        '<inputEntry id="gate_tier_docs_tags"><text>list contains(?, "docs")</text></inputEntry>'
+        '<inputEntry id="gate_tier_docs_changed"><text>-</text></inputEntry>'
+        '<outputEntry id="gate_tier_docs_tier"><text>"L0"</text></outputEntry></rule>'))
+    tree.write(str(dmn), xml_declaration=True, encoding="UTF-8")
+
+
 def test_retry_with_backoff_then_success(ws):
     folder, report, steps = run_one(ws, {"id": "r1", "tool": "flaky", "args": {"fail_times": 2},
                                          "retry": {"max_retries": 3, "backoff_sec": 0.05}}, 0)
@@ -46,7 +89,7 @@ def test_retry_with_backoff_then_success(ws):
     assert all(r["matched_rules"] for r in retries)
     executes = [s["status"] for s in steps if s["step"] == "Task_execute"]
     assert executes == ["error", "error", "completed"]
-    assert [s["step"] for s in steps].count("Event_backoff") == 2
+    assert step_ids(steps).count("Event_backoff") == 2
 
 
 def test_retries_exhausted_go_to_quarantine(ws):
@@ -73,19 +116,49 @@ def test_no_retry_tag_fails_at_once(ws):
     assert folder == "failed" and [r["result"]["action"] for r in decisions(steps, "retry_policy")] == ["fail"]
 
 
-def test_read_only_task_is_tier_l0_and_done(ws):
+def test_an_open_circuit_breaker_sends_the_task_to_quarantine(ws):
+    policy = "breaker:\n  failures: 2\n  window_sec: 600\n  cooldown_sec: 600\n"
+    (ws / "policies" / "performance.yml").write_text(policy)
+    folder, report, steps = run_one(ws, {"id": "cb", "tool": "flaky", "args": {"fail_times": 9},
+                                         "retry": {"max_retries": 5, "backoff_sec": 0}}, 1)
+    retries = decisions(steps, "retry_policy")
+    assert [r["result"]["action"] for r in retries] == ["retry", "retry", "quarantine"]
+    assert retries[-1]["matched_rules"] == ["retry_policy_breaker_open"]
+    assert [s["error"]["code"] for s in steps if s["step"] == "Task_execute"][-1] == "engine.breaker_open"
+    assert folder == "quarantine" and report["tasks"][0]["end_event"] == "EndEvent_retries_exhausted"
+
+
+def test_read_only_task_is_tier_l0_and_done_without_a_worktree(ws):
     folder, report, steps = run_one(ws, {"id": "g0", "tool": "git"}, 0)
-    assert folder == "done"
+    assert folder == "done" and report["tasks"][0]["end_event"] == "EndEvent_done"
+    assert [r["result"] for r in decisions(steps, "select_plugin")] == ["git-inspector"]
+    assert [r["result"] for r in decisions(steps, "needs_worktree")] == [False]
     assert [r["result"] for r in decisions(steps, "gate_tier")] == ["L0"]
     assert [r["result"] for r in decisions(steps, "rollback_trigger")] == ["keep"]
+    ran = step_ids(steps)
+    assert "Task_policy_check" in ran and "Task_verify" in ran
+    assert not {"Task_checkpoint", "Task_commit", "Task_publish", "Task_remove_worktree"} & set(ran)
+    assert ran[-3:] == ["Gateway_record", "Task_commit_ledger", "EndEvent_done"]
+    assert not (ws / ".engine" / "worktrees" / "g0").exists()
 
 
-def test_changes_need_quality_gates(ws):
-    folder, report, steps = run_one(ws, {"id": "g1", "tool": "writer", "args": {"files": 2, "lines": 3}}, 1)
+def test_a_change_happens_in_its_own_worktree_and_needs_quality_gates(ws):
+    repo = ws / "example-repo"
+    before = checkout_state(repo)
+    task = {"id": "g1", "tool": "scribbler", "args": {"files": {"a.txt": "1\n2\n3\n", "b.txt": "1\n2\n3\n"}}}
+    folder, report, steps = run_one(ws, task, 1)
     assert folder == "quarantine" and report["tasks"][0]["end_event"] == "EndEvent_gates"
+    assert [r["result"] for r in decisions(steps, "needs_worktree")] == [True]
+    [made] = [o["worktree"] for o in outputs(ws, "g1", "Task_checkpoint")]
+    assert made["branch"] == "engine/g1" and made["path"].endswith("/.engine/worktrees/g1")
+    worktree = ws / ".engine" / "worktrees" / "g1"
+    assert (worktree / "a.txt").read_text() == "1\n2\n3\n"
+    assert checkout_state(repo) == before and not (repo / "a.txt").exists()  # the user's checkout: untouched
+    # measured against the task's first checkpoint: the user's own uncommitted edits are not the task's
+    [measured] = [o["diff"] for o in outputs(ws, "g1", "Task_measure")]
+    assert measured["base"].endswith(":worktree")
+    assert sorted(f["path"] for f in measured["files"]) == [".scribbler-started", "a.txt", "b.txt"]
     assert [r["result"] for r in decisions(steps, "gate_tier")] == ["L0-L3"]
-    measure = [s for s in steps if s["step"] == "Task_measure"][0]
-    assert measure["status"] == "completed"
 
 
 def test_critical_tag_raises_the_tier(ws):
@@ -95,17 +168,58 @@ def test_critical_tag_raises_the_tier(ws):
 
 
 def test_large_successful_change_needs_manual_review(ws):
-    folder, report, steps = run_one(ws, {"id": "b1", "tool": "writer", "args": {"files": 1, "lines": 600}}, 1)
+    task = {"id": "b1", "tool": "scribbler", "args": {"files": {"big.txt": "line\n" * 600}}}
+    folder, report, steps = run_one(ws, task, 1)
     assert [r["result"] for r in decisions(steps, "rollback_trigger")] == ["manual"]
     assert folder == "quarantine" and report["tasks"][0]["end_event"] == "EndEvent_review"
 
 
-def test_failed_change_triggers_rollback(ws):
-    task = {"id": "b2", "tool": "writer", "args": {"files": 1, "lines": 5, "fail": True}}
+def test_failed_change_is_rolled_back_to_the_checkpoint(ws):
+    repo = ws / "example-repo"
+    before = checkout_state(repo)
+    task = {"id": "b2", "tool": "scribbler", "args": {"files": {"half.txt": "1\n2\n3\n4\n5\n"}, "fail": True}}
     folder, report, steps = run_one(ws, task, 1)
     assert [r["result"] for r in decisions(steps, "rollback_trigger")] == ["rollback"]
-    assert folder == "quarantine" and report["tasks"][0]["end_event"] == "EndEvent_rollback"
-    assert "writer failed after writing" in report["reason"]
+    assert folder == "failed" and report["tasks"][0]["end_event"] == "EndEvent_rollback"
+    assert "scribbler exited with code 1 after writing" in report["reason"]
+    [rolled_back] = outputs(ws, "b2", "Task_rollback")
+    assert rolled_back["rolled_back"].startswith("refs/engine/checkpoints/")
+    worktree = ws / ".engine" / "worktrees" / "b2"
+    assert not (worktree / "half.txt").exists() and not (worktree / ".scribbler-started").exists()
+    assert git(worktree, "status", "--porcelain", "--untracked-files=all") == ""
+    assert checkout_state(repo) == before
+
+
+def test_an_l0_change_is_committed_on_its_branch_and_the_worktree_removed(ws):
+    accept_l0_for_docs(ws)
+    repo = ws / "example-repo"
+    before = checkout_state(repo)
+    task = {"id": "c1", "tool": "scribbler", "tags": ["docs"], "args": {"files": {"docs/guide.md": "# Guide\n"}}}
+    folder, report, steps = run_one(ws, task, 0)
+    assert folder == "done" and report["tasks"][0]["end_event"] == "EndEvent_done"
+    assert [r["result"] for r in decisions(steps, "publish_change")] == ["keep"]
+    ran = step_ids(steps)
+    order = ["Task_checkpoint", "Task_execute", "Task_commit", "Task_publish", "Task_remove_worktree",
+             "Task_commit_ledger"]
+    assert [s for s in ran if s in order] == order
+    assert git(repo, "log", "-1", "--format=%s", "engine/c1").strip() == "engine: task c1"
+    assert "docs/guide.md" in git(repo, "show", "--name-only", "--format=", "engine/c1").split()
+    assert git(repo, "rev-parse", "engine/c1~1") == before[1]  # one commit on top of the user's HEAD
+    assert not (ws / ".engine" / "worktrees" / "c1").exists()
+    assert checkout_state(repo) == before
+
+
+def test_merge_tag_hands_the_branch_to_a_person(ws):
+    accept_l0_for_docs(ws)
+    repo = ws / "example-repo"
+    before = checkout_state(repo)
+    task = {"id": "m1", "tool": "scribbler", "tags": ["docs", "merge"], "args": {"files": {"docs/x.md": "x\n"}}}
+    folder, report, steps = run_one(ws, task, 1)
+    assert [r["result"] for r in decisions(steps, "publish_change")] == ["merge"]
+    assert folder == "quarantine" and report["tasks"][0]["end_event"] == "EndEvent_merge_requested"
+    assert "Task_remove_worktree" not in step_ids(steps)
+    assert git(repo, "log", "-1", "--format=%s", "engine/m1").strip() == "engine: task m1"
+    assert checkout_state(repo) == before  # the base branch is not touched: a person merges engine/m1
 
 
 def test_a_value_outside_input_values_is_null_and_the_ledger_says_why(ws):
@@ -116,7 +230,7 @@ def test_a_value_outside_input_values_is_null_and_the_ledger_says_why(ws):
     ns = tree.getroot().nsmap[None]
     clause = tree.find(f".//{{{ns}}}decision[@id='select_plugin']//{{{ns}}}input")
     values = etree.SubElement(clause, f"{{{ns}}}inputValues", id="tools_allowed")
-    etree.SubElement(values, f"{{{ns}}}text").text = '"git","parse","normalize","flaky","writer"'
+    etree.SubElement(values, f"{{{ns}}}text").text = '"git","parse","normalize","flaky","scribbler"'
     tree.write(str(dmn), xml_declaration=True, encoding="UTF-8")
     folder, report, steps = run_one(ws, {"id": "w1", "tool": "teleport"}, 1)
     assert folder == "failed" and report["tasks"][0]["end_event"] == "EndEvent_no_plugin"

@@ -288,7 +288,7 @@ def test_a_task_naming_a_repository_outside_the_workspace_fails_before_any_step(
         assert "outside the workspace" in report["reason"], report
     assert not [e for e in ledger_entries(example_ws)
                 if e["record"].get("task_id") in ("up", "abs", "link") and e["record"].get("plugin")]
-    (example_ws / "engine.toml").write_text(f'[queue]\nrepo_roots = ["{outside}"]\n')
+    (example_ws / "engine.toml").write_text(f'[repos]\nroots = ["{outside}"]\n')
     (example_ws / ".tasks" / "failed" / "031-abs.jsonl").rename(example_ws / ".tasks" / "inbox" / "031-abs.jsonl")
     engine("run", "--drain", cwd=example_ws, check=1)  # allowed now; it is not a git repository
     report = json.loads((example_ws / ".tasks" / "failed" / "031-abs.1.jsonl.error.json").read_text())

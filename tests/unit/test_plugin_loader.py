@@ -366,3 +366,12 @@ def test_a_source_digest_written_by_engine_0_1_still_loads(tmp_path):
     with pytest.raises(PluginLoadError) as caught:
         load_plugin(folder)
     assert "source_digest does not match" in str(caught.value.problems[0])
+
+
+def test_a_state_change_plugin_must_support_whatif(tmp_path):
+    folder = make(tmp_path, spec={**SPEC, "category": "state_change"})
+    with pytest.raises(PluginLoadError) as caught:
+        load_plugin(folder)
+    assert [p.path for p in caught.value.problems] == ["$.whatif"]
+    (folder / "plugin.spec.json").write_text(json.dumps({**SPEC, "category": "state_change", "whatif": True}))
+    assert load_plugin(folder).spec.whatif

@@ -1,52 +1,98 @@
 """git-inspector: read-only views of the task's git repository, through GitPython.
 
-"Read-only" means: the working tree, the index, the refs and the config are never touched. A
-snapshot (``status``) writes the tree objects of the current working tree into the object store, through
-a temporary index, so that ``diff`` can later say exactly what changed since; those objects are
+"Read-only" means: the working tree, the index, the refs and the config are never touched, and git is
+run without optional locks (``GIT_OPTIONAL_LOCKS=0``), so even ``git status`` does not rewrite the index.
+A snapshot (``status``) writes the tree objects of the current working tree into the object store,
+through a temporary index, so that ``diff`` can later say exactly what changed since; those objects are
 unreferenced and git's own garbage collection removes them.
+
+With ``ctx.whatif`` nothing at all is written into ``.git``: ``status`` and ``diff`` build the tree of the
+working tree in a scratch object store in a temporary folder outside the repository (the repository's
+objects read as alternates), deleted afterwards. The snapshot id is the same as a real run's (a tree id
+is its content's hash); a ``diff`` since a snapshot equal to the tree now is empty without reading it.
+
+A ref or a snapshot given as input (``task.args.base``, ``since``) is refused when it starts with ``-``:
+git would read it as an option (``--output=FILE`` truncates FILE).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
-
-import git
 
 from engine.sdk import Context, PluginError
 
+try:
+    import git
+except ImportError:  # GitPython refuses to import when it finds no git executable
+    git = None
+
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+READ_ENV = {"GIT_OPTIONAL_LOCKS": "0"}
 
 
-def _repo(ctx: Context) -> git.Repo:
+def _repo(ctx: Context) -> Any:
+    if shutil.which("git") is None:
+        raise PluginError("git is not installed or not on PATH; install git or put it on the engine's PATH",
+                          retryable=False)
+    if git is None:
+        raise PluginError("GitPython cannot be imported in the plugin's worker; install GitPython>=3.1 in the "
+                          "engine's environment", retryable=False)
     try:
         return git.Repo(ctx.workdir)
     except git.NoSuchPathError as e:
         raise PluginError(f"repository {ctx.workdir} does not exist", retryable=False) from e
     except git.InvalidGitRepositoryError as e:
         raise PluginError(f"{ctx.workdir} is not a git repository", retryable=False) from e
-    except git.GitCommandNotFound as e:
-        raise PluginError("git is not installed or not on PATH", retryable=False) from e
 
 
-def _head(repo: git.Repo) -> str | None:
+def _args(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    task = data.get("task")
+    args = task.get("args") if isinstance(task, Mapping) else None
+    return args if isinstance(args, Mapping) else {}
+
+
+def _ref(field: str, value: Any) -> str:
+    """``value`` as a ref, never as an option."""
+    if not isinstance(value, str) or not value:
+        raise PluginError(f"{field} {value!r} is not a ref: give a non-empty string", retryable=False)
+    if value.startswith("-"):
+        raise PluginError(f"{field} {value!r} is not a ref: a ref may not start with '-'", retryable=False)
+    return value
+
+
+def _head(repo: Any) -> str | None:
     try:
-        return repo.head.commit.hexsha
+        return str(repo.head.commit.hexsha)
     except ValueError:  # no commit yet
         return None
 
 
-def _snapshot(repo: git.Repo) -> str:
-    """The tree of the working tree as it is now (tracked and untracked, .gitignore respected)."""
+@contextlib.contextmanager
+def _store(repo: Any, scratch: bool) -> Iterator[dict[str, str]]:
+    """The environment for writing a snapshot: the repository's object store, or with ``scratch`` a
+    temporary one outside the repository that reads the repository's objects as alternates."""
+    if not scratch:
+        yield {}
+        return
+    with tempfile.TemporaryDirectory(prefix="engine-inspect-") as tmp:
+        yield {"GIT_OBJECT_DIRECTORY": tmp,
+               "GIT_ALTERNATE_OBJECT_DIRECTORIES": os.path.join(repo.common_dir, "objects")}
+
+
+def _snapshot(repo: Any, store: Mapping[str, str]) -> str:
+    """The tree of the working tree as it is now (tracked and untracked, .gitignore respected), written
+    into ``store`` through a temporary copy of the index."""
     with tempfile.TemporaryDirectory(prefix="engine-snapshot-") as tmp:
         index = os.path.join(tmp, "index")
         real = os.path.join(repo.git_dir, "index")
         if os.path.exists(real):
             shutil.copyfile(real, index)
-        env = {"GIT_INDEX_FILE": index}
+        env = {**READ_ENV, **store, "GIT_INDEX_FILE": index}
         try:
             repo.git.add("-A", env=env)
             return str(repo.git.write_tree(env=env))
@@ -57,14 +103,21 @@ def _snapshot(repo: git.Repo) -> str:
 def status(ctx: Context, data: Mapping[str, Any]) -> dict[str, Any]:
     repo = _repo(ctx)
     branch = None if repo.head.is_detached else repo.active_branch.name
-    head = _head(repo)
+    raw = repo.git.status("--porcelain", "-z", "--untracked-files=all", "--no-renames", env=READ_ENV,
+                          strip_newline_in_stdout=False)
     changed: set[str] = set()
-    if head is not None:
-        changed.update(d.a_path or d.b_path for d in repo.index.diff(None))
-        changed.update(d.a_path or d.b_path for d in repo.index.diff("HEAD"))
-    untracked = sorted(repo.untracked_files)
-    return {"repo_state": {"branch": branch, "head": head, "dirty": bool(changed or untracked),
-                           "changed": sorted(changed), "untracked": untracked, "snapshot": _snapshot(repo)}}
+    untracked: list[str] = []
+    for entry in raw.split("\0"):
+        if len(entry) <= 3:
+            continue
+        if entry[:2] == "??":
+            untracked.append(entry[3:])
+        else:
+            changed.add(entry[3:])
+    with _store(repo, scratch=ctx.whatif) as store:  # WhatIf: the same tree id, nothing written into .git
+        snapshot = _snapshot(repo, store)
+    return {"repo_state": {"branch": branch, "head": _head(repo), "dirty": bool(changed or untracked),
+                           "changed": sorted(changed), "untracked": sorted(untracked), "snapshot": snapshot}}
 
 
 def diff(ctx: Context, data: Mapping[str, Any]) -> dict[str, Any]:
@@ -72,15 +125,18 @@ def diff(ctx: Context, data: Mapping[str, Any]) -> dict[str, Any]:
     ``status``), else since ``task.args.base`` (default ``HEAD``)."""
     repo = _repo(ctx)
     if data.get("since"):
-        base = str(data["since"])
+        base = _ref("since", data["since"])
     else:
-        base = str(data["task"].get("args", {}).get("base", "HEAD"))
+        base = _ref("task.args.base", _args(data).get("base", "HEAD"))
         if base == "HEAD" and _head(repo) is None:
             base = EMPTY_TREE
-    try:
-        numstat = repo.git.diff("--numstat", "--no-renames", base, _snapshot(repo))
-    except git.GitCommandError as e:
-        raise PluginError(f"git diff from {base} failed: {e.stderr.strip()}", retryable=False) from e
+    with _store(repo, scratch=ctx.whatif) as store:
+        tree = _snapshot(repo, store)
+        try:  # "--" ends the revisions: neither can be read as an option or a path
+            numstat = "" if base == tree else repo.git.diff("--numstat", "--no-renames", base, tree, "--",
+                                                            env={**READ_ENV, **store})
+        except git.GitCommandError as e:
+            raise PluginError(f"git diff from {base} failed: {e.stderr.strip()}", retryable=False) from e
     files = []
     for row in numstat.splitlines():
         added, removed, path = row.split("\t", 2)
@@ -92,7 +148,9 @@ def diff(ctx: Context, data: Mapping[str, Any]) -> dict[str, Any]:
 
 def log(ctx: Context, data: Mapping[str, Any]) -> dict[str, Any]:
     repo = _repo(ctx)
-    count = int(data["task"].get("args", {}).get("max_count", 10))
+    count = _args(data).get("max_count", 10)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise PluginError(f"task.args.max_count {count!r} is not a positive integer", retryable=False)
     if _head(repo) is None:
         return {"log": []}
     return {"log": [{"sha": c.hexsha, "summary": c.summary, "author": c.author.name,

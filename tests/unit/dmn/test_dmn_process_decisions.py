@@ -1,4 +1,4 @@
-"""process/decisions.dmn: the four decisions the orchestration process binds to, on representative inputs."""
+"""process/decisions.dmn: the decisions the orchestration process binds to, on representative inputs."""
 
 from __future__ import annotations
 
@@ -22,13 +22,14 @@ def task(tool: str = "git", tags: list[str] | None = None, max_retries: int = 3,
     return {"tool": tool, "tags": tags or [], "retry": {"max_retries": max_retries, "backoff_sec": backoff_sec}}
 
 
-def test_the_file_is_dmn_13_with_the_four_decisions(model):
+def test_the_file_is_dmn_13_with_the_process_decisions(model):
     assert model.namespace == "https://www.omg.org/spec/DMN/20191111/MODEL/"
     assert {d.id: d.name for d in model.decisions.values()} == {
         "select_plugin": "Select Plugin", "retry_policy": "Retry Policy", "gate_tier": "Quality Gate Tier",
-        "rollback_trigger": "Rollback Trigger"}
+        "rollback_trigger": "Rollback Trigger", "needs_worktree": "Needs Worktree", "publish_change": "Publish Change"}
     assert {d.id: d.hit_policy for d in model.decisions.values()} == {
-        "select_plugin": "UNIQUE", "retry_policy": "FIRST", "gate_tier": "FIRST", "rollback_trigger": "UNIQUE"}
+        "select_plugin": "UNIQUE", "retry_policy": "FIRST", "gate_tier": "FIRST", "rollback_trigger": "UNIQUE",
+        "needs_worktree": "FIRST", "publish_change": "FIRST"}
     assert dmn.check(DECISIONS) == []
 
 
@@ -95,7 +96,9 @@ def test_rollback_trigger_gives_null_for_a_text_exit_code_and_says_why(model):
     # the result says the exit code did not fit its typeRef.
     result = model.evaluate("rollback_trigger", {"exit_code": "boom", "diff_lines": 1})
     assert (result.value, result.matched_rules) == (None, [])
-    assert result.warnings == [f"{DECISIONS}:202: decision 'rollback_trigger' (Rollback Trigger): input 'Exit code' "
+    line = next(n for n, text in enumerate(DECISIONS.read_text().splitlines(), start=1)
+                if 'decision id="rollback_trigger"' in text)
+    assert result.warnings == [f"{DECISIONS}:{line}: decision 'rollback_trigger' (Rollback Trigger): input 'Exit code' "
                                "(exit_code): expected number, got string \"boom\"; the value is used as it is"]
 
 
