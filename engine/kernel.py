@@ -123,7 +123,11 @@ class Kernel:
         ctx.log.info("run_started", bpmn=str(self.models.bpmn_path), dmn=str(self.models.dmn_path),
                      models=self.models.hashes, drain=drain)
         # A state change a killed kernel left half done is settled before any new work is taken.
-        recover(self.journal, self.queue, self.ledger, self._rollback_decision, ctx.envelope, ctx.log)
+        for settled in recover(self.journal, self.queue, self.ledger, self._rollback_decision, ctx.envelope, ctx.log):
+            if settled["status"] == "quarantined":
+                summary.files["quarantine"].append(str(settled["task_file"]))
+                if on_file is not None:
+                    on_file(str(settled["task_file"]), "quarantine")
         while not stop():
             self._heartbeat(run_id, None)
             claim = self.queue.claim_next()

@@ -12,6 +12,7 @@ import contextlib
 import json
 import re
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,10 +36,15 @@ class Worktree:
     repo: Path
     base: str
     task_id: str
+    base_branch: str | None = None  # the branch the repository was on: what a merge goes into
 
     def as_dict(self) -> dict[str, Any]:
         return {"path": str(self.path), "branch": self.branch, "repo": str(self.repo), "base": self.base,
-                "task_id": self.task_id}
+                "task_id": self.task_id, "base_branch": self.base_branch}
+
+
+def _branch_of(repo: git.Repo) -> str | None:
+    return None if repo.head.is_detached else str(repo.head.ref.name)
 
 
 def branch_for(task_id: str) -> str:
@@ -76,7 +82,7 @@ def create(repo_path: Path, root: Path, task_id: str, *, run_id: str) -> Worktre
     except git.GitCommandError as e:
         raise WorktreeError(f"cannot make a worktree for task {task_id}: {e.stderr.strip()}",
                             repo=str(repo_path)) from e
-    made = Worktree(path, branch, Path(repo.working_tree_dir or repo_path), base, task_id)
+    made = Worktree(path, branch, Path(repo.working_tree_dir or repo_path), base, task_id, _branch_of(repo))
     (Path(git.Repo(path).git_dir) / MARKER).write_text(json.dumps({**made.as_dict(), "run_id": run_id}),
                                                         encoding="utf-8")
     return made
@@ -109,7 +115,7 @@ def rehearse(repo_path: Path, root: Path, task_id: str) -> Worktree:
     except git.GitCommandError as e:
         raise WorktreeError(f"cannot rehearse a worktree for task {task_id}: {e.stderr.strip()}",
                             repo=str(repo_path)) from e
-    return Worktree(path, branch, source, base, task_id)
+    return Worktree(path, branch, source, base, task_id, _branch_of(repo))
 
 
 def listed(repo_path: Path) -> list[Worktree]:
@@ -183,3 +189,97 @@ def prune(root: Path, *, older_than_sec: float, now: float) -> list[dict[str, An
         with contextlib.suppress(git.InvalidGitRepositoryError, git.NoSuchPathError, git.GitCommandError):
             git.Repo(repo).git.worktree("prune")  # forget worktrees whose folders are gone
     return removed
+
+
+def _checked_out(repo: git.Repo, branch: str) -> list[Path]:
+    """The working trees (the main one or linked ones) that have ``branch`` checked out."""
+    found, current = [], ""
+    for line in repo.git.worktree("list", "--porcelain").splitlines():
+        if line.startswith("worktree "):
+            current = line[len("worktree "):]
+        elif line == f"branch refs/heads/{branch}":
+            found.append(Path(current))
+    return found
+
+
+def _ancestor(repo: git.Repo, older: str, newer: str) -> bool:
+    try:
+        repo.git.merge_base("--is-ancestor", older, newer)
+    except git.GitCommandError:
+        return False
+    return True
+
+
+def merge_plan(worktree: Path) -> dict[str, Any]:
+    """What merging the task's branch into its base branch would do: ``{"into", "how", "where", ...}``
+    with ``how`` one of ``up to date``, ``fast-forward``, ``merge``. ``WorktreeError`` when there is no
+    base branch to merge into."""
+    noted = info(worktree)
+    if noted is None:
+        raise WorktreeError(f"{worktree} is not a worktree the engine made: nothing to merge")
+    base, branch = noted.get("base_branch"), str(noted.get("branch"))
+    if not base:
+        raise WorktreeError(f"the repository {noted.get('repo')} was on a detached HEAD when the task started: "
+                            f"there is no base branch to merge {branch} into; merge it by hand")
+    repo = _repo(Path(str(noted.get("repo"))))
+    task_sha = str(repo.git.rev_parse("--verify", f"refs/heads/{branch}"))
+    base_sha = str(repo.git.rev_parse("--verify", f"refs/heads/{base}"))
+    if task_sha == base_sha or _ancestor(repo, task_sha, base_sha):
+        how = "up to date"
+    else:
+        how = "fast-forward" if _ancestor(repo, base_sha, task_sha) else "merge"
+    where = _checked_out(repo, base)
+    return {"into": base, "branch": branch, "how": how, "task_sha": task_sha, "base_sha": base_sha,
+            "checked_out": [str(p) for p in where], "repo": str(noted.get("repo"))}
+
+
+def merge(worktree: Path, *, when: str) -> dict[str, Any]:
+    """Merge the task's branch into its base branch, only when that is safe: the base branch is not
+    checked out anywhere (its ref is moved; a merge commit is made in a temporary worktree), or it is
+    checked out in a clean working tree (merged there, as ``git merge`` would). Conflicts leave
+    everything as it was. Returns the plan with the resulting ``sha``; ``WorktreeError`` says why not."""
+    plan = merge_plan(worktree)
+    repo = _repo(Path(plan["repo"]))
+    base, branch = plan["into"], plan["branch"]
+    if plan["how"] == "up to date":
+        return {**plan, "sha": plan["base_sha"]}
+    env = {"GIT_AUTHOR_DATE": when, "GIT_COMMITTER_DATE": when}
+    try:
+        repo.git.config("--get", "user.email")
+    except git.GitCommandError:
+        env.update({"GIT_AUTHOR_NAME": "engine", "GIT_AUTHOR_EMAIL": "engine@localhost",
+                    "GIT_COMMITTER_NAME": "engine", "GIT_COMMITTER_EMAIL": "engine@localhost"})
+    message = f"Merge {branch} into {base}"
+    where = [Path(p) for p in plan["checked_out"]]
+    if where:
+        checkout = git.Repo(where[0])
+        dirty = checkout.git.status("--porcelain", "--untracked-files=all")
+        if dirty:
+            raise WorktreeError(f"{base} is checked out in {where[0]} with uncommitted changes: the engine does not "
+                                f"merge {branch} under them; merge it by hand")
+        try:
+            checkout.git.merge("--no-edit", "-m", message, branch, env=env)
+        except git.GitCommandError as e:
+            with contextlib.suppress(git.GitCommandError):
+                checkout.git.merge("--abort")
+            raise WorktreeError(f"merging {branch} into {base} conflicts: {e.stderr.strip()[:500]}; nothing was "
+                                "changed, merge it by hand") from e
+        return {**plan, "sha": str(checkout.head.commit.hexsha)}
+    if plan["how"] == "fast-forward":
+        repo.git.update_ref(f"refs/heads/{base}", plan["task_sha"], plan["base_sha"])
+        return {**plan, "sha": plan["task_sha"]}
+    with tempfile.TemporaryDirectory(prefix="engine-merge-") as tmp:
+        scratch = Path(tmp) / "merge"
+        repo.git.worktree("add", "-q", "--detach", str(scratch), plan["base_sha"])
+        try:
+            work = git.Repo(scratch)
+            try:
+                work.git.merge("--no-edit", "-m", message, branch, env=env)
+            except git.GitCommandError as e:
+                raise WorktreeError(f"merging {branch} into {base} conflicts: {e.stderr.strip()[:500]}; nothing "
+                                    "was changed, merge it by hand") from e
+            sha = str(work.head.commit.hexsha)
+            repo.git.update_ref(f"refs/heads/{base}", sha, plan["base_sha"])
+        finally:
+            repo.git.worktree("remove", "--force", str(scratch))
+    return {**plan, "sha": sha}

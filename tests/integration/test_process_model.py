@@ -147,11 +147,28 @@ def test_an_l0_change_in_a_worktree_is_published(process):
     assert (publish.get(CAMUNDA + "decisionRef"), publish.get(CAMUNDA + "resultVariable"),
             publish.get(CAMUNDA + "mapDecisionResult")) == ("publish_change", "publish", "singleEntry")
     assert ("Task_publish", "Gateway_publish") in graph
-    assert graph[("Gateway_publish", "Task_remove_worktree")][3]  # keep
-    assert graph[("Gateway_publish", "EndEvent_merge_requested")][2] == 'publish = "merge"'
-    merge = node(process, "EndEvent_merge_requested")
-    assert outcome(merge) == "quarantine"
-    assert "engine/<task-id>" in merge.findtext("bpmn:documentation", namespaces=NS)
+    assert graph[("Gateway_publish", "Gateway_published")][:2] == ("Flow_publish_keep", "keep")
+    assert graph[("Gateway_publish", "Gateway_published")][3]  # keep, the default
+    assert graph[("Gateway_publish", "Task_merge")][:3] == ("Flow_publish_merge", "merge", 'publish = "merge"')
+    assert [target for source, target in graph if source == "Gateway_publish"] == ["Gateway_published", "Task_merge"]
+    # the merge into the base branch, by the worktree manager
+    merge = node(process, "Task_merge")
+    assert (merge.get("name"), merge.get(CAMUNDA + "type"), merge.get(CAMUNDA + "topic")) == (
+        "Merge into base", "external", "worktree-manager.merge")
+    assert parameters(merge) == {}
+    assert [target for source, target in graph if source == "Task_merge"] == ["Gateway_merged"]
+    assert graph[("Gateway_merged", "EndEvent_merge_requested")][:3] == ("Flow_merge_failed", "no", "error != null")
+    assert graph[("Gateway_merged", "Gateway_published")][:2] == ("Flow_merged", "yes")
+    assert graph[("Gateway_merged", "Gateway_published")][3]  # merged, the default
+    unmerged = node(process, "EndEvent_merge_requested")
+    assert (unmerged.get("name"), outcome(unmerged)) == ("Merge needs a person", "quarantine")
+    documentation = unmerged.findtext("bpmn:documentation", namespaces=NS)
+    assert "engine/<task-id>" in documentation and "nothing of the user's was changed" in documentation
+    # the joining gateway: kept or merged, the worktree is removed
+    assert sorted(source for source, target in graph if target == "Gateway_published") == [
+        "Gateway_merged", "Gateway_publish"]
+    assert [target for source, target in graph if source == "Gateway_published"] == ["Task_remove_worktree"]
+    assert [source for source, target in graph if target == "Task_remove_worktree"] == ["Gateway_published"]
     assert node(process, "Task_remove_worktree").get(CAMUNDA + "topic") == "worktree-manager.remove"
     assert ("Task_remove_worktree", "Gateway_record") in graph
     assert sorted(source for source, target in graph if target == "Gateway_record") == [

@@ -137,3 +137,52 @@ def test_the_journal_keeps_what_was_in_flight_until_it_is_settled(tmp_path):
     assert [e.body["task_id"] for e in pending] == ["t1"]
     settled = journal.settle(pending[0], "rolled_back")
     assert journal.pending() == [] and '"settled": "rolled_back"' in settled.read_text()
+
+
+def _task_commit(repo, root, task_id, name="c.txt"):
+    made = worktrees.create(repo, root, task_id, run_id="run-1")
+    (made.path / name).write_text(f"{task_id}\n")
+    git(made.path, "add", name)
+    git(made.path, "commit", "-q", "-m", f"task {task_id}")
+    return made
+
+
+def test_merge_fast_forwards_a_clean_checkout_and_refuses_a_dirty_one(repo, tmp_path):
+    root = tmp_path / "ws" / ".engine" / "worktrees"
+    made = _task_commit(repo, root, "m1")
+    assert made.base_branch == "main"
+    assert worktrees.merge_plan(made.path)["how"] == "fast-forward"
+    (repo / "untracked.txt").write_text("the user's\n")
+    with pytest.raises(worktrees.WorktreeError, match="main is checked out in .* with uncommitted changes"):
+        worktrees.merge(made.path, when="2026-01-01T00:00:00+00:00")
+    assert not (repo / "c.txt").exists()  # nothing of the user's moved
+    (repo / "untracked.txt").unlink()
+    done = worktrees.merge(made.path, when="2026-01-01T00:00:00+00:00")
+    assert done["how"] == "fast-forward" and (repo / "c.txt").read_text() == "m1\n"
+    assert git(repo, "rev-parse", "main").strip() == done["sha"] and git(repo, "status", "--porcelain") == ""
+
+
+def test_merge_into_a_branch_not_checked_out_moves_only_its_ref(repo, tmp_path):
+    root = tmp_path / "ws" / ".engine" / "worktrees"
+    first = _task_commit(repo, root, "m2")
+    second = _task_commit(repo, root, "m3", name="d.txt")  # both from main's HEAD: the second needs a merge
+    git(repo, "checkout", "-q", "-b", "work")  # the user works on another branch now, with an edit
+    (repo / "a.txt").write_text("user's uncommitted edit\n")
+    before = state(repo)
+    assert worktrees.merge(first.path, when="2026-01-01T00:00:00+00:00")["how"] == "fast-forward"
+    done = worktrees.merge(second.path, when="2026-01-01T00:00:00+00:00")
+    assert done["how"] == "merge" and git(repo, "rev-parse", "main").strip() == done["sha"]
+    assert git(repo, "show", "main:c.txt") == "m2\n" and git(repo, "show", "main:d.txt") == "m3\n"
+    assert state(repo) == before  # the user's checkout, branch and edit did not move
+    assert [w.task_id for w in worktrees.listed(repo)] == ["m2", "m3"]  # no temporary worktree left
+
+
+def test_a_conflicting_merge_changes_nothing(repo, tmp_path):
+    root = tmp_path / "ws" / ".engine" / "worktrees"
+    made = _task_commit(repo, root, "m4", name="a.txt")
+    (repo / "a.txt").write_text("the user's committed version\n")
+    git(repo, "commit", "-q", "-am", "user")
+    before = state(repo)
+    with pytest.raises(worktrees.WorktreeError, match="conflicts"):
+        worktrees.merge(made.path, when="2026-01-01T00:00:00+00:00")
+    assert state(repo) == before

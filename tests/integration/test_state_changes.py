@@ -243,3 +243,88 @@ def test_path_escapes_fail_before_any_plugin_runs(example_ws, tmp_path):
     plugin_steps = [e["record"] for e in ledger_entries(example_ws)
                     if e["record"].get("task_id") in ("e1", "e2", "e3", "e4", "e5") and e["record"].get("plugin")]
     assert plugin_steps == []
+
+
+def test_after_a_kill_a_manual_decision_quarantines_the_task_and_leaves_the_worktree(example_ws):
+    install_scribbler(example_ws)
+    dmn = example_ws / "process" / "decisions.dmn"
+    tree = etree.parse(str(dmn))
+    ns = {"d": tree.getroot().nsmap[None]}
+    for text in tree.findall(".//d:decision[@id='rollback_trigger']//d:outputEntry/d:text", ns):
+        if text.text == '"rollback"':
+            text.text = '"manual"'  # this workspace's modeler wants a person to look at failed changes
+    tree.write(str(dmn), xml_declaration=True, encoding="UTF-8")
+    put(example_ws, "100-hang.jsonl", {"id": "hang-2", "tool": "scribble", "repo": "example-repo",
+                                       "args": {"files": {"new.txt": "x\n"}, "hang": 60}})
+    worktree = example_ws / ".engine" / "worktrees" / "hang-2"
+    env = {k: v for k, v in os.environ.items() if k not in ("ENGINE_WORKSPACE", "ENGINE_PLUGIN_PATH")}
+    kernel = subprocess.Popen([sys.executable, "-m", "engine", "run", "--drain"], cwd=example_ws, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (worktree / ".scribbler-started").exists():
+        time.sleep(0.05)
+    os.kill(kernel.pid, signal.SIGKILL)
+    kernel.wait()
+    engine("run", "--drain", cwd=example_ws, check=1, timeout=120)
+    report = json.loads((example_ws / ".tasks" / "quarantine" / "100-hang.jsonl.result.json").read_text())
+    assert "cut off by a crash" not in report["reason"] and "'manual'" in report["reason"], report["reason"]
+    assert (worktree / "new.txt").exists()  # left as the crash left it, for the person to look at
+    safety = [e["record"] for e in ledger_entries(example_ws) if e["record"]["kind"] == "safety"]
+    assert [s["status"] for s in safety] == ["quarantined"]
+    engine("ledger", "verify", cwd=example_ws, check=0)
+
+
+def test_the_circuit_breaker_plugin_tells_the_process_a_breakers_state(tmp_path):
+    from datetime import UTC, datetime
+
+    import structlog
+
+    from engine.errors import PluginError
+    from engine.plugins.dispatch import dispatch
+    from engine.sdk import Context
+    from engine.workspace import Workspace
+
+    harness = KernelHarness(tmp_path / "ws")
+    state = harness.root / ".engine" / "state" / "breakers.json"
+    state.parent.mkdir(parents=True, exist_ok=True)
+    state.write_text(json.dumps({"aider-executor": {"state": "open", "failures": ["x"] * 5, "reason": "boom",
+                                                    "opened_at": datetime.now(UTC).isoformat()}}))
+    from engine.kernel import load_registry
+
+    plugin = load_registry(Workspace(harness.root)).get("circuit-breaker")
+    assert plugin is not None and plugin.origin == "builtin"
+    ctx = Context("run", "t", datetime(2026, 1, 1, tzinfo=UTC), 1, False, harness.root, structlog.get_logger(),
+                  workspace=harness.root)
+    task = {"id": "t", "tool": "x"}
+    assert dispatch(plugin, "state", ctx, {"task": task, "plugin": "aider-executor"})["breaker"] == {
+        "plugin": "aider-executor", "state": "open", "failures": 5}
+    assert dispatch(plugin, "state", ctx, {"task": task, "plugin": "git-executor"})["breaker"]["state"] == "closed"
+    try:
+        dispatch(plugin, "state", ctx, {"task": task})
+    except PluginError as e:
+        assert "needs the input 'plugin'" in e.message
+    else:
+        raise AssertionError("a call without a plugin must fail")
+
+
+def test_a_change_tagged_merge_is_merged_into_a_clean_base_and_refused_over_a_dirty_one(example_ws, tmp_path):
+    install_scribbler(example_ws)
+    add_rule(example_ws / "process" / "decisions.dmn", "gate_tier", [], '"L0"')  # this modeler needs no gates
+    repo = example_ws / "example-repo"
+    git(repo, "stash", "-q")  # the example's uncommitted edit put aside: main is clean
+    put(example_ws, "100-merge.jsonl", {"id": "m1", "tool": "scribble", "repo": "example-repo", "tags": ["merge"],
+                                        "args": {"files": {"added.txt": "from the task\n"}}})
+    engine("run", "--drain", cwd=example_ws, check=0)
+    assert git(repo, "status", "--porcelain") == "" and (repo / "added.txt").read_text() == "from the task\n"
+    assert git(repo, "log", "-1", "--format=%s", "main").strip() == "engine: task m1"
+    assert not (example_ws / ".engine" / "worktrees" / "m1").exists()
+
+    git(repo, "stash", "pop", "-q")  # the user's uncommitted edit is back: no merge under it
+    before = user_view(repo)
+    put(example_ws, "101-merge.jsonl", {"id": "m2", "tool": "scribble", "repo": "example-repo", "tags": ["merge"],
+                                        "args": {"files": {"second.txt": "x\n"}}})
+    engine("run", "--drain", cwd=example_ws, check=1)
+    report = json.loads((example_ws / ".tasks" / "quarantine" / "101-merge.jsonl.result.json").read_text())
+    assert report["tasks"][0]["end_event"] == "EndEvent_merge_requested"
+    assert "uncommitted changes" in report["reason"]
+    assert user_view(repo) == before and "second.txt" in git(repo, "show", "--name-only", "engine/m2")

@@ -76,3 +76,23 @@ def remove(ctx: Context, data: Mapping[str, Any]) -> dict[str, Any]:
         except worktrees.WorktreeError as e:
             raise PluginError(e.message, retryable=False) from e
     return {"plan": plan, "worktree": None}
+
+
+def merge(ctx: Context, data: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge the task's branch into the base branch its worktree was made from, only when that is safe."""
+    try:
+        found = worktrees.merge_plan(Path(ctx.workdir))
+    except worktrees.WorktreeError as e:
+        raise PluginError(e.message, retryable=False) from e
+    into, how = found["into"], found["how"]
+    where = f" (checked out in {found['checked_out'][0]})" if found["checked_out"] else ""
+    plan = _plan(f"would {'leave' if how == 'up to date' else how} {into}{where} with {found['branch']}",
+                 [] if how == "up to date" else [["git", "merge", "--no-edit", found["branch"]]])
+    if ctx.whatif:
+        return {"plan": plan, "merged": None}
+    try:
+        done = worktrees.merge(Path(ctx.workdir), when=ctx.now.isoformat())
+    except worktrees.WorktreeError as e:
+        raise PluginError(e.message, retryable=False) from e
+    ctx.log.info("merged", into=into, how=how, sha=done["sha"])
+    return {"plan": plan, "merged": {"into": into, "how": how, "sha": done["sha"]}}
