@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # types only: a worker starts without structlog (its ctx.log 
 
     import structlog
 
-__all__ = ["Context", "PluginError", "ToolResult", "WorktreeChanges", "run_tool", "task_problems",
+__all__ = ["Context", "PluginError", "ToolResult", "ToolTask", "WorktreeChanges", "run_tool", "task_problems",
            "worktree_changes", "worktree_snapshot"]
 
 
@@ -58,6 +58,63 @@ def task_problems(data: Mapping[str, Any] | Any) -> list[str]:
     from engine.contracts import problems as _problems  # on first use: workers start without it
 
     return [f"{p.path}: {p.message}" for p in _problems("task.v1", data)]
+
+
+@dataclass(frozen=True)
+class ToolTask:
+    """What a task asks of a command line tool, checked: its ``prompt`` (required), its ``files``
+    (relative, inside the repository) and its ``flags`` (only the ones the plugin allows). Build it with
+    ``ToolTask.of``, which raises a ``PluginError`` naming the field."""
+
+    tool: str
+    prompt: str
+    files: list[str]
+    flags: list[str]
+
+    @classmethod
+    def of(cls, task: Mapping[str, Any], tool: str, allowed_flags: Mapping[str, bool]) -> ToolTask:
+        """``allowed_flags`` maps each flag the tool may get to whether it takes a value (``--name=value``)."""
+        prompt = task.get("prompt")
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise PluginError(f"{tool}-executor needs task.prompt, the instruction for {tool}; this task has none",
+                              retryable=False)
+        files = [str(f) for f in task.get("files") or []]
+        for name in files:
+            parts = name.replace("\\", "/").split("/")
+            if name.startswith("/") or ".." in parts:
+                raise PluginError(f"task.files: {name!r} is not inside the repository; name files relative to it",
+                                  retryable=False)
+        flags = [str(f) for f in task.get("flags") or []]
+        for flag in flags:
+            name, eq, value = flag.partition("=")
+            if name not in allowed_flags or allowed_flags[name] != bool(eq) or (eq and not value):
+                allowed = ", ".join(f"{n}=VALUE" if v else n for n, v in allowed_flags.items())
+                raise PluginError(f"task.flags: {flag!r} is not allowed for {tool}; allowed: {allowed}",
+                                  retryable=False)
+        return cls(tool, prompt, files, flags)
+
+    def apply(self, ctx: Context, argv: Sequence[str], *,
+              stdin: str | None = None) -> tuple[ToolResult, dict[str, Any]]:
+        """Run the tool once in ``ctx.workdir`` and measure what it changed there: (its result, the
+        ``applied`` part of the answer). A non-zero exit is a ``PluginError`` with the end of its output;
+        its partial changes stay, for the kernel to roll back."""
+        before = worktree_snapshot(ctx)
+        result = run_tool(ctx, argv, stdin=stdin)
+        ctx.log.info("tool_exited", tool=self.tool, exit_code=result.returncode)
+        if result.returncode != 0:
+            raise PluginError(f"{self.tool} exited with code {result.returncode}: {result.tail(2000)}",
+                              retryable=False)
+        after = worktree_changes(ctx, before)
+        return result, {"exit_code": result.returncode, "output": result.tail(4000), "changes": after.changes,
+                        "diff_lines": after.diff_lines}
+
+    def plan(self, workdir: Path, command: Sequence[str]) -> dict[str, Any]:
+        """The plan of running the tool once: the task's files it may change, and the command."""
+        return {"summary": f"would run {self.tool} on {', '.join(self.files) or 'the files it picks'} with the "
+                           f"task's prompt in {workdir}",
+                "changes": [{"path": f, "action": "modify" if (workdir / f).exists() else "create"}
+                            for f in self.files],
+                "commands": [list(command)]}
 
 
 @dataclass(frozen=True)

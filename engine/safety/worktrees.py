@@ -64,14 +64,19 @@ def _repo(path: Path) -> git.Repo:
         raise WorktreeError("git is not installed or not on PATH", repo=str(path)) from e
 
 
-def create(repo_path: Path, root: Path, task_id: str, *, run_id: str) -> Worktree:
-    """A fresh worktree for ``task_id`` under ``root`` on branch ``engine/<task-id>`` from HEAD."""
+def _start(repo_path: Path) -> tuple[git.Repo, str]:
+    """The repository and the commit a task's worktree starts from (its HEAD)."""
     repo = _repo(repo_path)
     try:
-        base = str(repo.head.commit.hexsha)
+        return repo, str(repo.head.commit.hexsha)
     except ValueError as e:
         raise WorktreeError(f"{repo_path} has no commit yet: a worktree needs one to start from",
                             repo=str(repo_path)) from e
+
+
+def create(repo_path: Path, root: Path, task_id: str, *, run_id: str) -> Worktree:
+    """A fresh worktree for ``task_id`` under ``root`` on branch ``engine/<task-id>`` from HEAD."""
+    repo, base = _start(repo_path)
     path = root / task_id
     branch = branch_for(task_id)
     if path.exists() or any(w.path == path for w in listed(repo_path)):
@@ -93,12 +98,7 @@ def rehearse(repo_path: Path, root: Path, task_id: str) -> Worktree:
     (HEAD checked out on branch ``engine/<task-id>``), so plans are made against what the apply would
     see. It borrows the repository's objects read-only (``--shared``): nothing is written into the
     repository, no ref, no object, no worktree entry. Remove it with ``shutil.rmtree``."""
-    repo = _repo(repo_path)
-    try:
-        base = str(repo.head.commit.hexsha)
-    except ValueError as e:
-        raise WorktreeError(f"{repo_path} has no commit yet: a worktree needs one to start from",
-                            repo=str(repo_path)) from e
+    repo, base = _start(repo_path)
     path = root / task_id
     branch = branch_for(task_id)
     if path.exists():

@@ -86,6 +86,22 @@ def install_scribbler(ws: Path) -> None:
     add_rule(dmn, "needs_worktree", ['"scribbler"'], "true")
 
 
+def kill_mid_apply(ws: Path, task_id: str) -> Path:
+    """Start `engine run --drain`, SIGKILL it once the scribbler of ``task_id`` has written and hangs;
+    returns the task's worktree."""
+    worktree = ws / ".engine" / "worktrees" / task_id
+    env = {k: v for k, v in os.environ.items() if k not in ("ENGINE_WORKSPACE", "ENGINE_PLUGIN_PATH")}
+    kernel = subprocess.Popen([sys.executable, "-m", "engine", "run", "--drain"], cwd=ws, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (worktree / ".scribbler-started").exists():
+        time.sleep(0.05)
+    assert (worktree / ".scribbler-started").exists(), "the apply never started"
+    os.kill(kernel.pid, signal.SIGKILL)
+    kernel.wait()
+    return worktree
+
+
 def python_repo(ws: Path) -> Path:
     repo = ws / "py-repo"
     (repo / "pkg").mkdir(parents=True)
@@ -168,16 +184,7 @@ def test_a_kernel_killed_mid_apply_rolls_the_worktree_back_before_new_work(examp
     install_scribbler(example_ws)
     put(example_ws, "100-hang.jsonl", {"id": "hang-1", "tool": "scribble", "repo": "example-repo",
                                        "args": {"files": {"app.py": "clobbered\n", "new.txt": "x\n"}, "hang": 60}})
-    worktree = example_ws / ".engine" / "worktrees" / "hang-1"
-    env = {k: v for k, v in os.environ.items() if k not in ("ENGINE_WORKSPACE", "ENGINE_PLUGIN_PATH")}
-    kernel = subprocess.Popen([sys.executable, "-m", "engine", "run", "--drain"], cwd=example_ws, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not (worktree / ".scribbler-started").exists():
-        time.sleep(0.05)
-    assert (worktree / ".scribbler-started").exists(), "the apply never started"
-    os.kill(kernel.pid, signal.SIGKILL)
-    kernel.wait()
+    worktree = kill_mid_apply(example_ws, "hang-1")
     assert (worktree / "new.txt").exists()  # the half-done change is there
 
     # the next start settles it first; the file then runs again (the scribbler hangs only once), and ends
@@ -256,15 +263,7 @@ def test_after_a_kill_a_manual_decision_quarantines_the_task_and_leaves_the_work
     tree.write(str(dmn), xml_declaration=True, encoding="UTF-8")
     put(example_ws, "100-hang.jsonl", {"id": "hang-2", "tool": "scribble", "repo": "example-repo",
                                        "args": {"files": {"new.txt": "x\n"}, "hang": 60}})
-    worktree = example_ws / ".engine" / "worktrees" / "hang-2"
-    env = {k: v for k, v in os.environ.items() if k not in ("ENGINE_WORKSPACE", "ENGINE_PLUGIN_PATH")}
-    kernel = subprocess.Popen([sys.executable, "-m", "engine", "run", "--drain"], cwd=example_ws, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not (worktree / ".scribbler-started").exists():
-        time.sleep(0.05)
-    os.kill(kernel.pid, signal.SIGKILL)
-    kernel.wait()
+    worktree = kill_mid_apply(example_ws, "hang-2")
     engine("run", "--drain", cwd=example_ws, check=1, timeout=120)
     report = json.loads((example_ws / ".tasks" / "quarantine" / "100-hang.jsonl.result.json").read_text())
     assert "cut off by a crash" not in report["reason"] and "'manual'" in report["reason"], report["reason"]

@@ -12,7 +12,7 @@ from engine import sdk
 
 
 def test_exported_members():
-    assert sorted(sdk.__all__) == ["Context", "PluginError", "ToolResult", "WorktreeChanges", "run_tool",
+    assert sorted(sdk.__all__) == ["Context", "PluginError", "ToolResult", "ToolTask", "WorktreeChanges", "run_tool",
                                    "task_problems", "worktree_changes", "worktree_snapshot"]
     assert all(name in vars(sdk) for name in sdk.__all__)
 
