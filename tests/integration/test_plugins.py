@@ -9,7 +9,7 @@ import pytest
 import structlog
 
 from engine.bundled import bundled
-from engine.errors import PluginError
+from engine.errors import ContractViolation, PluginError
 from engine.plugins.dispatch import Dispatcher, dispatch
 from engine.plugins.loader import Registry
 from engine.plugins.pool import WorkerPool
@@ -103,17 +103,18 @@ def test_diff_refuses_option_like_refs(repo, tmp_path, field):
     victim.write_text("precious\n")
     value = f"--output={victim}"
     data = {"since": value} if field == "since" else {"task": {"id": "t1", "tool": "git", "args": {"base": value}}}
-    with pytest.raises(PluginError) as caught:
+    with pytest.raises(ContractViolation) as caught:  # refused by the input schema, before the plugin runs
         call("git-inspector.diff", repo, **data)
-    assert f"{field} '{value}' is not a ref: a ref may not start with '-'" in str(caught.value)
-    assert victim.read_text() == "precious\n" and not caught.value.retryable
+    path = "$.since" if field == "since" else "$.task.args.base"
+    assert [(p.path, p.message) for p in caught.value.problems] == [(path, f"'{value}' does not match '^[^-]'")]
+    assert victim.read_text() == "precious\n"
 
 
 @pytest.mark.parametrize("count", [0, -1, "5", True])
 def test_log_refuses_a_max_count_that_is_not_a_positive_integer(repo, count):
-    with pytest.raises(PluginError) as caught:
+    with pytest.raises(ContractViolation) as caught:
         call("git-inspector.log", repo, {"id": "t1", "tool": "git", "args": {"max_count": count}})
-    assert f"task.args.max_count {count!r} is not a positive integer" in str(caught.value)
+    assert [p.path for p in caught.value.problems] == ["$.task.args.max_count"]
 
 
 def test_log(repo):

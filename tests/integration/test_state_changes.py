@@ -245,7 +245,10 @@ def test_path_escapes_fail_before_any_plugin_runs(example_ws, tmp_path):
         assert "task field repo" in reasons[name] and "outside the workspace" in reasons[name]
     for name in ("103-file-abs.jsonl", "104-file-up.jsonl"):
         assert "task field files[0]" in reasons[name] and "outside the task's repository" in reasons[name]
-    assert "may not start with '-'" in reasons["105-option.jsonl"]
+    assert "$.task.args.base" in reasons["105-option.jsonl"] and "does not match '^[^-]'" in reasons["105-option.jsonl"]
+    option = [e["record"] for e in ledger_entries(example_ws)
+              if e["record"].get("task_id") == "e6" and e["record"].get("step") == "Task_execute"][0]
+    assert option["error"]["code"] == "engine.contract"  # refused by the kernel's input check: the plugin never ran
     assert victim.read_text() == "keep me\n"
     plugin_steps = [e["record"] for e in ledger_entries(example_ws)
                     if e["record"].get("task_id") in ("e1", "e2", "e3", "e4", "e5") and e["record"].get("plugin")]
