@@ -60,6 +60,10 @@ def task_problems(data: Mapping[str, Any] | Any) -> list[str]:
     return [f"{p.path}: {p.message}" for p in _problems("task.v1", data)]
 
 
+def _not_found(tool: str) -> str:
+    return f"{tool} not found on PATH; install it or put it on the PATH the engine runs with"
+
+
 @dataclass(frozen=True)
 class ToolTask:
     """What a task asks of a command line tool, checked: its ``prompt`` (required), its ``files``
@@ -109,7 +113,12 @@ class ToolTask:
                         "diff_lines": after.diff_lines}
 
     def plan(self, workdir: Path, command: Sequence[str]) -> dict[str, Any]:
-        """The plan of running the tool once: the task's files it may change, and the command."""
+        """The plan of running the tool once: the task's files it may change, and the command. A tool that
+        is not on PATH fails the plan as it would fail the apply (WhatIf then foretells it)."""
+        import shutil
+
+        if shutil.which(str(command[0])) is None:
+            raise PluginError(_not_found(str(command[0])), retryable=False)
         return {"summary": f"would run {self.tool} on {', '.join(self.files) or 'the files it picks'} with the "
                            f"task's prompt in {workdir}",
                 "changes": [{"path": f, "action": "modify" if (workdir / f).exists() else "create"}
@@ -153,8 +162,7 @@ def run_tool(ctx: Context, argv: Sequence[str], *, stdin: str | None = None, tim
     environ = {**os.environ, **(env or {})}
     program = shutil.which(argv[0], path=environ.get("PATH", os.defpath))
     if program is None:
-        raise PluginError(f"{argv[0]} not found on PATH; install it or put it on the PATH the engine runs with",
-                          retryable=False, code=None)
+        raise PluginError(_not_found(argv[0]), retryable=False, code=None)
     if not Path(ctx.workdir).is_dir():
         raise PluginError(f"cannot run {argv[0]}: its working directory {ctx.workdir} does not exist",
                           retryable=False)

@@ -330,3 +330,16 @@ def test_a_change_tagged_merge_is_merged_into_a_clean_base_and_refused_over_a_di
     assert report["tasks"][0]["end_event"] == "EndEvent_merge_requested"
     assert "uncommitted changes" in report["reason"]
     assert user_view(repo) == before and "second.txt" in git(repo, "show", "--name-only", "engine/m2")
+
+
+def test_whatif_foretells_a_missing_tool(example_ws):
+    python_repo(example_ws)
+    put(example_ws, "100-edit.jsonl", {"id": "edit-9", "tool": "aider", "repo": "py-repo", "files": ["pkg/core.py"],
+                                       "prompt": "add a docstring"})
+    path = ":".join(p for p in os.environ["PATH"].split(":") if not (Path(p) / "aider").exists())
+    proc = engine("run", "--whatif", cwd=example_ws, env={"PATH": path}, check=0)
+    assert "would be failed     100-edit.jsonl" in proc.stdout
+    steps = [json.loads(x)["record"] for x in next((example_ws / ".engine" / "whatif").glob("*/ledger.jsonl"))
+             .read_text().splitlines()]
+    execute = [s for s in steps if s.get("step") == "Task_execute" and s["task_id"] == "edit-9"][0]
+    assert "aider not found on PATH" in execute["reason"]
