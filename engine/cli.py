@@ -26,6 +26,8 @@ from rich.table import Table
 
 from engine import __version__
 from engine.errors import EngineError, ExitCode, UsageError
+from engine.redact import redact
+from engine.redact import structlog_processor as redact_event
 from engine.telemetry import Telemetry
 from engine.workspace import Workspace
 
@@ -48,7 +50,7 @@ def _configure_logging(ws: Workspace | None) -> None:
     structlog.configure(
         processors=[structlog.processors.add_log_level, structlog.processors.TimeStamper(fmt="iso", utc=True),
                     Telemetry.structlog_processor, structlog.processors.format_exc_info,
-                    structlog.processors.JSONRenderer(sort_keys=True)],
+                    redact_event, structlog.processors.JSONRenderer(sort_keys=True)],
         wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
         logger_factory=factory, cache_logger_on_first_use=False)
 
@@ -147,6 +149,7 @@ def run(ctx: click.Context, drain: bool, poll_sec: float, whatif: bool) -> int:
 
 
 def _print_plan(item: dict[str, Any]) -> None:
+    item = redact(item)
     plan = item["plan"]
     step = item["step_name"] or item["step"]
     out.print(f"plan       {item['task_id']} {step}: {item['plugin']}.{item['operation']}: {plan.get('summary', '')}",
@@ -453,7 +456,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         code = 130
     except EngineError as e:
         for line in e.lines():
-            err.print(line, markup=False)
+            err.print(redact(line), markup=False)
         code = e.exit_code
     except KeyboardInterrupt:
         err.print("interrupted")
@@ -464,7 +467,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         if _log_handle is not None:
             structlog.get_logger("engine").error("internal_error", error=repr(e), traceback=detail)
             _log_handle.flush()
-        err.print(f"internal error: {type(e).__name__}: {e}", markup=False)
-        err.print(f"the traceback is in {where}" if where else detail, markup=False)
+        err.print(redact(f"internal error: {type(e).__name__}: {e}"), markup=False)
+        err.print(f"the traceback is in {where}" if where else redact(detail), markup=False)
         code = ExitCode.INTERNAL
     sys.exit(int(code or 0))

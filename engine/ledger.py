@@ -24,6 +24,7 @@ from typing import Any
 
 from engine.contracts import problems as contract_problems
 from engine.errors import LedgerBroken
+from engine.redact import redact
 
 GENESIS = "0" * 64
 LEDGER_FILE = "ledger.jsonl"
@@ -67,7 +68,9 @@ class Ledger:
         return sorted(self.folder.glob("*.jsonl")) if self.folder.is_dir() else []
 
     def append(self, record: Mapping[str, Any], envelope: Mapping[str, Any]) -> dict[str, Any]:
-        """Append one entry and return it. ``record`` must be deterministic; ``envelope`` is not hashed apart."""
+        """Append one entry and return it. ``record`` must be deterministic; ``envelope`` is not hashed apart.
+        Both are redacted first (``engine.redact``): no secret is ever written to the ledger."""
+        record, envelope = redact(dict(record)), redact(dict(envelope))
         self.folder.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:

@@ -43,6 +43,7 @@ from typing import Any
 from engine.contracts import Task
 from engine.durable import write_durably
 from engine.errors import ContractViolation, Problem
+from engine.redact import redact
 
 FOLDERS = ("inbox", "processing", "done", "failed", "quarantine")
 FINAL = ("done", "failed", "quarantine")
@@ -340,7 +341,7 @@ class TaskQueue:
 
     def record(self, claim: Claim, line: int, outcome: dict[str, Any]) -> None:
         """Durably note that ``line`` finished with ``outcome`` (before the next line starts)."""
-        entry = {"line": line, **outcome}
+        entry = redact({"line": line, **outcome})
         data = (json.dumps(entry, sort_keys=True) + "\n").encode()
         fd = os.open(self._progress_path(claim.name), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
@@ -373,7 +374,7 @@ class TaskQueue:
         suffix = ".error.json" if dest == "failed" else ".result.json"
         final_name = self._free_name(folder, claim.name, suffix)
         sidecar = folder / side_name(final_name, suffix)
-        body = {**report, "file": claim.name, "claims": claim.claims}
+        body = redact({**report, "file": claim.name, "claims": claim.claims})  # secrets never reach a report
         write_durably(sidecar, (json.dumps(body, indent=2, sort_keys=True, default=str) + "\n").encode())
         target = folder / final_name
         os.rename(claim.path, target)

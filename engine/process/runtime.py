@@ -36,6 +36,7 @@ from engine.process.expressions import compile_feel, is_expression, result_for_s
 from engine.process.models import Models
 from engine.process.parser import DecisionTask, ExternalServiceTask
 from engine.process.steps import KERNEL_VARIABLES, Step, StepResult, run_decision, run_service
+from engine.redact import redact
 from engine.safety import checkpoints
 from engine.safety.breaker import Breakers
 from engine.safety.journal import Journal
@@ -271,8 +272,9 @@ class TaskRunner:
     def _record_output(self, step_id: str, result: StepResult) -> None:
         if self.run.outputs_file is None:
             return
-        line = json.dumps({"task_id": self.task.id, "step": step_id, "plugin": result.plugin,
-                           "operation": result.operation, "output": result.output}, sort_keys=True, default=str)
+        line = json.dumps(redact({"task_id": self.task.id, "step": step_id, "plugin": result.plugin,
+                                  "operation": result.operation, "output": result.output}), sort_keys=True,
+                          default=str)
         with self.run.outputs_file.open("a", encoding="utf-8") as handle:
             handle.write(line + "\n")
 
