@@ -2,7 +2,8 @@
 
 Exit codes (``engine.errors.ExitCode``): 0 ok; 1 a task file went to failed/ or quarantine/;
 2 usage; 3 invalid model; 4 ledger broken; 5 no usable workspace; 6 a plugin failed to load;
-7 a decision could not be evaluated; 70 an unexpected error (traceback in the workspace log).
+7 a decision could not be evaluated; 8 the policies deny the run; 70 an unexpected error (traceback in
+the workspace log).
 """
 
 from __future__ import annotations

@@ -47,6 +47,17 @@ export = "none"
 otlp_endpoint = "http://localhost:4318/v1/traces"
 # How long one export to the OTLP endpoint may take; a collector that is down never stops a run.
 otlp_timeout_sec = 5.0
+
+[policy]
+# The Rego policies in policies/*.rego are evaluated in process. To have an OPA server evaluate them
+# instead, give its address here (or in the ENGINE_OPA_URL environment variable, which wins): the engine
+# loads the same .rego files into it on start and refuses to start when it cannot be reached.
+# opa_url = "http://localhost:8181"
+# How long one request to the OPA server may take.
+opa_timeout_sec = 5.0
+# Environments (a task's metadata.environment) that the security policy refuses, unless the task is
+# tagged allow-<environment>.
+forbidden_environments = ["production"]
 """
 
 
@@ -73,11 +84,20 @@ class TelemetryConfig(_Section):
     otlp_timeout_sec: float = Field(5.0, gt=0, le=120)
 
 
+class PolicyConfig(_Section):
+    """``[policy]``: where the Rego policies are evaluated, and the data they read (``data.engine.config``)."""
+
+    opa_url: str | None = None
+    opa_timeout_sec: float = Field(5.0, gt=0, le=120)
+    forbidden_environments: list[str] = Field(default_factory=lambda: ["production"])
+
+
 class Config(_Section):
     queue: QueueConfig = QueueConfig()
     repos: ReposConfig = ReposConfig()
     plugins: PluginsConfig = PluginsConfig()
     telemetry: TelemetryConfig = TelemetryConfig()
+    policy: PolicyConfig = PolicyConfig()
 
 
 class BreakerPolicy(_Section):

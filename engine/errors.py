@@ -12,6 +12,7 @@
     ├── PluginError                  a plugin call failed: ``kind`` business (a declared ``code``) or
     │                                technical; ``retryable`` says whether a retry may help
     ├── LedgerBroken                 the ledger chain or an entry is bad (names the entry)
+    ├── PolicyDenied                 a policy in policies/ denied a run (carries every message)
     └── TaskFailed                   a task ended on the process's failure path
 
 Verdicts are named as verdicts (``ContractViolation``, ``LedgerBroken``); crashes end in ``Error``.
@@ -36,6 +37,7 @@ class ExitCode(enum.IntEnum):
     WORKSPACE = 5  # no workspace, or it cannot be used
     PLUGIN_INVALID = 6  # a plugin failed to load
     DECISION_FAILED = 7  # `engine decide` could not produce a result
+    POLICY_DENIED = 8  # a policy denied the run before anything was claimed
     INTERNAL = 70  # an unexpected error; the traceback is in the workspace log
 
 
@@ -145,6 +147,12 @@ class LedgerBroken(EngineError):
     """The ledger failed verification; ``file`` and ``line`` name the first bad entry."""
 
     exit_code = ExitCode.LEDGER_BROKEN
+
+
+class PolicyDenied(EngineError):
+    """A Rego policy denied what was asked; ``problems`` hold every denial, each naming its policy."""
+
+    exit_code = ExitCode.POLICY_DENIED
 
 
 class TaskFailed(EngineError):

@@ -19,11 +19,12 @@ from typing import Any
 import structlog
 
 from engine.clock import Clock
-from engine.errors import PluginLoadError, Problem
+from engine.errors import LedgerBroken, PluginLoadError, PolicyDenied, Problem
 from engine.ledger import Ledger
 from engine.plugins.dispatch import Dispatcher
 from engine.plugins.loader import Registry
 from engine.plugins.pool import WorkerPool
+from engine.policy import PolicyEngine
 from engine.process import Models, Outcome, RunContext, TaskRunner, load_models
 from engine.queue import Claim, TaskQueue
 from engine.safety.breaker import BREAKERS_FILE, Breakers, Thresholds
@@ -74,6 +75,7 @@ class Kernel:
             telemetry = Telemetry.from_config(self.config.telemetry, console_file=console,
                                               otlp_timeout_sec=self.config.telemetry.otlp_timeout_sec)
         self.telemetry = telemetry
+        self.policy = PolicyEngine.from_settings(ws.policies, self.config.policy)
         self.journal = Journal(ws.state_dir / "applies")
         policy = self.performance.breaker
         self.breakers = Breakers(ws.state_dir / BREAKERS_FILE, self.clock,
@@ -92,6 +94,19 @@ class Kernel:
     def pool(self) -> WorkerPool:
         return self.dispatcher.pool
 
+    def check_run_start(self) -> None:
+        """The ledger must verify and the policies must allow the run: else ``PolicyDenied``, before any
+        claim."""
+        try:
+            self.ledger.verify()
+            ledger: dict[str, Any] = {"verified": True, "reason": None}
+        except LedgerBroken as e:
+            ledger = {"verified": False, "reason": e.message}
+        result = self.policy.check({"phase": "run_start", "ledger": ledger})
+        if not result.allowed:
+            raise PolicyDenied("the policies deny this run: " + "; ".join(result.messages()), problems=[
+                Problem(d.message, file=f"policies ({d.policy})", element=d.rule) for d in result.denials])
+
     def close(self) -> None:
         """Stop the plugin workers and flush the traces; the kernel can run again afterwards."""
         self.dispatcher.pool.close()
@@ -101,6 +116,7 @@ class Kernel:
     def run(self, *, drain: bool, stop: Callable[[], bool] = lambda: False, poll_sec: float = 1.0,
             on_file: Callable[[str, str], None] | None = None) -> RunSummary:
         """Process task files until the inbox is empty (``drain``) or ``stop()`` says so."""
+        self.check_run_start()
         try:
             with self.telemetry.span("engine run", **{"engine.drain": drain}):
                 return self._run(drain=drain, stop=stop, poll_sec=poll_sec, on_file=on_file)
@@ -116,7 +132,7 @@ class Kernel:
                          ledger=self.ledger, clock=self.clock, log=self.log.bind(run_id=run_id),
                          worker=self.worker, dispatcher=self.dispatcher, telemetry=self.telemetry,
                          outputs_file=run_dir / "outputs.jsonl", repo_roots=tuple(self.config.repos.roots),
-                         journal=self.journal, breakers=self.breakers)
+                         journal=self.journal, breakers=self.breakers, policy=self.policy)
         summary = RunSummary(run_id)
         self.queue.ensure()
         self._write_run(run_dir, summary, "running")
@@ -169,7 +185,7 @@ class Kernel:
                          ledger=record, clock=self.clock, log=self.log.bind(run_id=run_id, whatif=True),
                          worker=self.worker, dispatcher=self.dispatcher, telemetry=self.telemetry,
                          outputs_file=folder / "plans.jsonl", repo_roots=tuple(self.config.repos.roots),
-                         whatif=True, on_plan=on_plan)
+                         whatif=True, on_plan=on_plan, policy=self.policy)
         summary = RunSummary(run_id)
         for path in self.queue.inbox_files():
             parsed = self.queue.parse_file(path, f"{self.ws.tasks.name}/inbox/{path.name}")

@@ -51,6 +51,9 @@ class Context:
     workdir: Path  # the task's repository (or worktree)
     log: structlog.typing.FilteringBoundLogger  # already bound to run, task and plugin: bind, debug ... error
     workspace: Path | None = None  # the engine workspace the task runs in (for the kernel's built-in plugins)
+    # Built-in orchestration plugins only (None in a worker): call another plugin through the kernel,
+    # ``call(plugin_id, operation, data) -> output``, with the task's deadline, worktree and breakers.
+    call: Callable[[str, str | None, Mapping[str, Any]], dict[str, Any]] | None = None
 
 
 def task_problems(data: Mapping[str, Any] | Any) -> list[str]:

@@ -89,6 +89,13 @@ class Workspace:
         """``engine.toml`` (defaults when absent); ``WorkspaceError`` naming the file and key when invalid."""
         return load_config(self.root)
 
+    @property
+    def policies(self) -> Path:
+        """The workspace's ``policies/`` when it holds Rego policies, else the bundled ones (a workspace
+        made before the policies existed still runs under them)."""
+        own = self.root / "policies"
+        return own if any(own.glob("*.rego")) else bundled("policies")
+
     def performance(self) -> Performance:
         """The workspace's ``policies/performance.yml``, or the bundled one when it has none."""
         own = self.root / "policies" / PERFORMANCE_FILE

@@ -140,7 +140,11 @@ def _answer(request: dict[str, Any], functions: dict[str, Callable[..., Any]], l
     c = request["context"]
     workdir = Path(c["workdir"])
     target = str(workdir) if workdir.is_dir() else home
-    if os.getcwd() != target:
+    try:
+        here: str | None = os.getcwd()
+    except FileNotFoundError:  # the last call's folder (a task's worktree) was removed since
+        here = None
+    if here != target:
         os.chdir(target)
     span = spans.start(f"plugin {plugin}.{operation}", request.get("traceparent"),
                        {"engine.plugin": plugin, "engine.operation": operation, "engine.task_id": c["task_id"]})

@@ -32,11 +32,12 @@ from engine.errors import ContractViolation, DecisionError, EngineError, PluginE
 from engine.ledger import Ledger, digest
 from engine.plugins.dispatch import CallInterrupted, Dispatcher
 from engine.plugins.loader import LoadedPlugin, Registry
+from engine.policy import PolicyEngine
 from engine.process.expressions import compile_feel, is_expression, result_for_spiff
 from engine.process.models import Models
 from engine.process.parser import DecisionTask, ExternalServiceTask
 from engine.process.steps import KERNEL_VARIABLES, Step, StepResult, run_decision, run_service
-from engine.redact import redact
+from engine.redact import redact, remember
 from engine.safety import checkpoints
 from engine.safety.breaker import Breakers
 from engine.safety.journal import Journal
@@ -80,6 +81,7 @@ class RunContext:
     journal: Journal | None = None  # applies in flight (None: no state change may run)
     breakers: Breakers | None = None
     on_plan: Callable[[dict[str, Any]], None] | None = None  # what-if runs: each plan, as it is made
+    policy: PolicyEngine | None = None  # policies/ checked before a task's first step and around changes
 
     @property
     def worktrees(self) -> Path:
@@ -140,11 +142,24 @@ class TaskRunner:
 
     # -- what steps are given ---------------------------------------------------------------------
 
-    def _context(self, plugin_id: str, worktree: Path | None = None) -> Context:
+    def _context(self, plugin_id: str, worktree: Path | None = None,
+                 call: Callable[[str, str | None, Mapping[str, Any]], dict[str, Any]] | None = None) -> Context:
         seed = int.from_bytes(hashlib.sha256(self.task.id.encode()).digest()[:4], "big")
         return Context(run_id=self.run.run_id, task_id=self.task.id, now=self.run.clock.now(), seed=seed,
                        whatif=self.run.whatif, workdir=worktree or self.workdir, log=self.log.bind(plugin=plugin_id),
-                       workspace=self.run.workspace)
+                       workspace=self.run.workspace, call=call)
+
+    def _nested(self, step: Step, data: Mapping[str, Any]) -> Callable[[str, str | None, Mapping[str, Any]],
+                                                                        dict[str, Any]]:
+        """``ctx.call`` for a built-in orchestration plugin: another plugin, called as the step itself would
+        call it (same task, worktree, deadline, breaker), its input being ``{"task": ..., **data}``."""
+        def call(plugin_id: str, operation: str | None, payload: Mapping[str, Any]) -> dict[str, Any]:
+            plugin = self.run.registry.get(plugin_id)
+            if plugin is None:
+                raise PluginError(f"no installed plugin {plugin_id!r}", code="engine.no_plugin", plugin=plugin_id)
+            op = operation or plugin.spec.first_operation
+            return self._call(step, plugin, op, {"task": data.get("task"), **payload}, data)
+        return call
 
     def _worktree(self, data: Mapping[str, Any]) -> Path | None:
         """The task's worktree, when the process has one (``worktree.path``, set by worktree-manager.create);
@@ -172,7 +187,8 @@ class TaskRunner:
         key = None
         if plugin.spec.category == "state_change" and not self.run.whatif:
             key = self._checkpoint(step, plugin, operation, worktree)
-        ctx = self._context(plugin.id, worktree)
+        nested = self._nested(step, data) if plugin.origin == "builtin" else None
+        ctx = self._context(plugin.id, worktree, nested)
         try:
             with self.run.telemetry.span(f"plugin {plugin.id}.{operation}", **{
                     "engine.plugin": plugin.id, "engine.operation": operation, "engine.task_id": self.task.id}):
@@ -319,12 +335,29 @@ class TaskRunner:
                         f"{self.workdir}: files must be paths inside it")
         return None
 
-    def _execute(self) -> Outcome:
+    def _refused(self) -> tuple[str, str] | None:
+        """(check, why) the task may not start, or None: its paths leave their roots (``confinement``), or a
+        policy denies it (``policy``). The secrets the security policy finds go to the redaction layer first."""
         refused = self._confined()
         if refused is not None:
-            self.run.ledger.append({**self.base, "kind": "step", "status": "error", "reason": refused},
-                                   self.run.envelope())
-            return Outcome("failed", refused, steps=self.steps)
+            return "confinement", refused
+        if self.run.policy is None:
+            return None
+        result = self.run.policy.check({"phase": "task", "task": self.task.as_data(), "env": sorted(os.environ)})
+        for secret in result.secrets:
+            remember(secret.value, secret.rule)
+        if result.allowed:
+            return None
+        return "policy", "denied by policy: " + "; ".join(f"{d.message} ({d.policy}.{d.rule})"
+                                                         for d in result.denials)
+
+    def _execute(self) -> Outcome:
+        refused = self._refused()
+        if refused is not None:
+            check, reason = refused
+            self.run.ledger.append({**self.base, "kind": "step", "step": check, "status": "error",
+                                    "reason": reason}, self.run.envelope())
+            return Outcome("failed", reason, steps=self.steps)
         workflow = BpmnWorkflow(self.run.models.spec, self.run.models.subprocess_specs,
                                 script_engine=_StepScriptEngine(self))
         for t in workflow.get_tasks(state=TaskState.READY):

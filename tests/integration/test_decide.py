@@ -47,8 +47,8 @@ def test_input_json_file(tmp_path):
 
 
 def test_the_orchestration_tables_from_the_command_line(tmp_path):
-    proc = decide("Quality Gate Tier", "--input", "Tags=[\"docs\"]", "--input", "Changed files=3", "--json",
-                  cwd=tmp_path)
+    proc = decide("Quality Gate Tier", "--input", "Tags=[\"docs\"]", "--input", "Changed files=3", "--input",
+                  "Python changed=true", "--json", cwd=tmp_path)
     assert json.loads(proc.stdout) == {"result": "L0-L3"}
     proc = decide("rollback_trigger", "--input", "Exit code=1", "--input", "Diff size=12", cwd=tmp_path)
     assert proc.stdout.strip() == '"rollback"'

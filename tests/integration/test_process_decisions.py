@@ -1,12 +1,22 @@
 """The orchestration decisions, exercised through the real process on real repositories: retries, the
-quality-gate tier, rollback, and the worktree a state change gets (checkpoint, commit, publish)."""
+quality-gate tier and the gate's checks run at Verify, rollback, and the worktree a state change gets
+(checkpoint, commit, publish)."""
 
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 
+from engine.bundled import bundled
 from tests.conftest import engine, install_test_plugin
+
+# The shipped gate checks are validation plugins of plugins/ (ruff-checker, pytest-runner, ...). A test that
+# runs them for real waits until they exist there; the others put stand-ins in their place (stand_in_checks).
+needs_validation_plugins = pytest.mark.skipif(
+    not (Path(bundled("plugins")) / "ruff-checker" / "plugin.spec.json").exists(),
+    reason="the validation plugin ruff-checker is not in plugins/ yet: Verify would fail this task's gate with "
+           "'no installed plugin ruff-checker' and roll it back")
 
 
 @pytest.fixture
@@ -64,20 +74,32 @@ def checkout_state(repo):
             git(repo, "symbolic-ref", "HEAD"))
 
 
-def accept_l0_for_docs(ws):
-    """A modeler's edit: tasks tagged "docs" need only the L0 gate, whatever they change."""
-    from lxml import etree
+STAND_IN = """\
+def check(ctx, data):
+    findings = ((data["task"].get("args") or {}).get("findings") or {}).get(CHECK, [])
+    return {"verdict": {"check": CHECK, "passed": not findings, "skipped": False, "findings": findings,
+                        "summary": f"{CHECK}: {len(data.get('files') or [])} file(s), {len(findings)} finding(s)"}}
+"""
 
+
+def stand_in_checks(ws):
+    """A modeler's edit of the workspace: the gate checks are stand-ins, lint-stand-in for ruff-checker and
+    test-stand-in for pytest-runner. Each passes, or fails with the findings task.args.findings[<its id>]."""
+    for check in ("lint-stand-in", "test-stand-in"):
+        folder = ws / "plugins" / check
+        (folder / "src").mkdir(parents=True)
+        (folder / "manifest.json").write_text(json.dumps({"id": check, "version": "1.0.0",
+                                                          "entry_point": "src/check.py"}))
+        (folder / "plugin.spec.json").write_text(json.dumps({
+            "id": check, "version": "1.0.0", "category": "validation",
+            "description": "Test stand-in for a validation plugin: a quality-gate check.",
+            "operations": {"check": {"input_schema": {"type": "object", "required": ["task"]},
+                                     "output_schema": {"type": "object", "required": ["verdict"]}}}}))
+        (folder / "src" / "check.py").write_text(f"CHECK = {check!r}\n\n\n" + STAND_IN)
     dmn = ws / "process" / "decisions.dmn"
-    tree = etree.parse(str(dmn))
-    d = tree.getroot().nsmap[None]
-    first = tree.find(f".//{{{d}}}decision[@id='gate_tier']//{{{d}}}rule")
-    first.addprevious(etree.fromstring(
-        f'<rule xmlns="{d}" id="gate_tier_docs"><description>docs changes: the basic gate</description>'
-        '<inputEntry id="gate_tier_docs_tags"><text>list contains(?, "docs")</text></inputEntry>'
-        '<inputEntry id="gate_tier_docs_changed"><text>-</text></inputEntry>'
-        '<outputEntry id="gate_tier_docs_tier"><text>"L0"</text></outputEntry></rule>'))
-    tree.write(str(dmn), xml_declaration=True, encoding="UTF-8")
+    text = dmn.read_text()
+    assert '"ruff-checker"' in text and '"pytest-runner"' in text
+    dmn.write_text(text.replace('"ruff-checker"', '"lint-stand-in"').replace('"pytest-runner"', '"test-stand-in"'))
 
 
 def test_retry_with_backoff_then_success(ws):
@@ -134,6 +156,9 @@ def test_read_only_task_is_tier_l0_and_done_without_a_worktree(ws):
     assert [r["result"] for r in decisions(steps, "select_plugin")] == ["git-inspector"]
     assert [r["result"] for r in decisions(steps, "needs_worktree")] == [False]
     assert [r["result"] for r in decisions(steps, "gate_tier")] == ["L0"]
+    assert [r["result"] for r in decisions(steps, "gate_checks")] == [[]]  # nothing changed: nothing to check
+    [verified] = outputs(ws, "g0", "Task_verify")
+    assert verified["gate"]["passed"] is True and verified["gate"]["verdicts"] == []
     assert [r["result"] for r in decisions(steps, "rollback_trigger")] == ["keep"]
     ran = step_ids(steps)
     assert "Task_policy_check" in ran and "Task_verify" in ran
@@ -142,34 +167,107 @@ def test_read_only_task_is_tier_l0_and_done_without_a_worktree(ws):
     assert not (ws / ".engine" / "worktrees" / "g0").exists()
 
 
-def test_a_change_happens_in_its_own_worktree_and_needs_quality_gates(ws):
+@needs_validation_plugins
+def test_a_change_happens_in_its_own_worktree_and_its_quality_gate_runs(ws):
     repo = ws / "example-repo"
     before = checkout_state(repo)
     task = {"id": "g1", "tool": "scribbler", "args": {"files": {"a.txt": "1\n2\n3\n", "b.txt": "1\n2\n3\n"}}}
-    folder, report, steps = run_one(ws, task, 1)
-    assert folder == "quarantine" and report["tasks"][0]["end_event"] == "EndEvent_gates"
+    folder, report, steps = run_one(ws, task, 0)
+    assert folder == "done" and report["tasks"][0]["end_event"] == "EndEvent_done"
     assert [r["result"] for r in decisions(steps, "needs_worktree")] == [True]
     [made] = [o["worktree"] for o in outputs(ws, "g1", "Task_checkpoint")]
     assert made["branch"] == "engine/g1" and made["path"].endswith("/.engine/worktrees/g1")
-    worktree = ws / ".engine" / "worktrees" / "g1"
-    assert (worktree / "a.txt").read_text() == "1\n2\n3\n"
-    assert checkout_state(repo) == before and not (repo / "a.txt").exists()  # the user's checkout: untouched
     # measured against the task's first checkpoint: the user's own uncommitted edits are not the task's
     [measured] = [o["diff"] for o in outputs(ws, "g1", "Task_measure")]
     assert measured["base"].endswith(":worktree")
     assert sorted(f["path"] for f in measured["files"]) == [".scribbler-started", "a.txt", "b.txt"]
-    assert [r["result"] for r in decisions(steps, "gate_tier")] == ["L0-L3"]
+    # no Python file changed: the basic gate, whose one check is ruff; it runs, and passes
+    [tier] = decisions(steps, "gate_tier")
+    assert (tier["result"], tier["matched_rules"]) == ("L0", ["gate_tier_changed"])
+    assert [r["result"] for r in decisions(steps, "gate_checks")] == [[{"check": "ruff-checker", "required": True}]]
+    [verified] = outputs(ws, "g1", "Task_verify")
+    assert verified["gate"]["passed"] is True
+    assert [v["check"] for v in verified["gate"]["verdicts"]] == ["ruff-checker"]
+    # committed on the task's branch, the worktree removed, the user's checkout untouched
+    assert git(repo, "show", "engine/g1:a.txt") == "1\n2\n3\n"
+    assert not (ws / ".engine" / "worktrees" / "g1").exists()
+    assert checkout_state(repo) == before and not (repo / "a.txt").exists()
 
 
-def test_critical_tag_raises_the_tier(ws):
-    folder, report, steps = run_one(ws, {"id": "g2", "tool": "git", "tags": ["critical"]}, 1)
+def test_critical_tag_raises_the_tier_and_with_nothing_changed_the_gate_has_nothing_to_check(ws):
+    folder, report, steps = run_one(ws, {"id": "g2", "tool": "git", "tags": ["critical"]}, 0)
     assert [r["result"] for r in decisions(steps, "gate_tier")] == ["L0-L5"]
-    assert folder == "quarantine" and report["tasks"][0]["end_event"] == "EndEvent_gates"
+    assert [r["result"] for r in decisions(steps, "gate_checks")] == [[]]
+    assert folder == "done" and report["tasks"][0]["end_event"] == "EndEvent_done"
+
+
+def test_a_python_change_gets_lint_and_tests_and_when_they_pass_is_committed(ws):
+    stand_in_checks(ws)
+    repo = ws / "example-repo"
+    task = {"id": "p1", "tool": "scribbler", "args": {"files": {"pkg/core.py": "def add(a, b):\n    return a + b\n"}}}
+    folder, report, steps = run_one(ws, task, 0)
+    assert folder == "done" and report["tasks"][0]["end_event"] == "EndEvent_done"
+    [tier] = decisions(steps, "gate_tier")
+    assert (tier["result"], tier["matched_rules"]) == ("L0-L3", ["gate_tier_python"])
+    assert [r["result"] for r in decisions(steps, "gate_checks")] == [[
+        {"check": "lint-stand-in", "required": True}, {"check": "test-stand-in", "required": True}]]
+    [verified] = outputs(ws, "p1", "Task_verify")
+    assert verified["gate"]["passed"] is True
+    assert [v["check"] for v in verified["gate"]["verdicts"]] == ["lint-stand-in", "test-stand-in"]
+    assert [r["result"] for r in decisions(steps, "rollback_trigger")] == ["keep"]
+    ran = step_ids(steps)
+    order = ["Task_execute", "Task_gate_tier", "Task_gate_checks", "Task_verify", "Task_rollback_trigger",
+             "Task_commit", "Task_publish", "Task_remove_worktree"]
+    assert [s for s in ran if s in order] == order
+    assert "pkg/core.py" in git(repo, "show", "--name-only", "--format=", "engine/p1").split()
+
+
+def test_a_failing_gate_rolls_the_change_back_and_fails_the_task_naming_the_failing_tests(ws):
+    stand_in_checks(ws)
+    repo = ws / "example-repo"
+    before = checkout_state(repo)
+    failing = [{"file": "tests/test_core.py", "message": "tests/test_core.py::test_add FAILED"},
+               {"file": "tests/test_core.py", "message": "tests/test_core.py::test_sub FAILED"}]
+    task = {"id": "p2", "tool": "scribbler", "args": {"files": {"pkg/core.py": "def add(a, b):\n    return a - b\n"},
+                                                      "findings": {"test-stand-in": failing}}}
+    folder, report, steps = run_one(ws, task, 1)
+    assert folder == "failed" and report["tasks"][0]["end_event"] == "EndEvent_rollback"
+    [verify] = [s for s in steps if s["step"] == "Task_verify"]
+    assert verify["status"] == "error" and verify["error"]["code"] == "GATE_FAILED"
+    [rollback] = decisions(steps, "rollback_trigger")
+    assert (rollback["result"], rollback["matched_rules"]) == ("rollback", ["rollback_trigger_gates_failed"])
+    assert "quality gate failed" in report["reason"] and "test-stand-in" in report["reason"]
+    assert "tests/test_core.py::test_add" in report["reason"] and "tests/test_core.py::test_sub" in report["reason"]
+    assert "lint-stand-in" not in report["reason"]  # it passed
+    ran = step_ids(steps)
+    assert "Task_rollback" in ran and not {"Task_commit", "Task_publish"} & set(ran)
+    worktree = ws / ".engine" / "worktrees" / "p2"
+    assert not (worktree / "pkg" / "core.py").exists()
+    assert git(worktree, "status", "--porcelain", "--untracked-files=all") == ""
+    assert git(repo, "rev-parse", "engine/p2") == before[1]  # nothing committed on the task's branch
+    assert checkout_state(repo) == before
+
+
+@needs_validation_plugins
+def test_a_python_change_with_a_lint_finding_is_rolled_back_by_the_shipped_gate(ws):
+    repo = ws / "example-repo"
+    before = checkout_state(repo)
+    task = {"id": "p3", "tool": "scribbler", "args": {"files": {"pkg/unused.py": "import os\n"}}}
+    folder, report, steps = run_one(ws, task, 1)
+    assert [r["result"] for r in decisions(steps, "gate_tier")] == ["L0-L3"]
+    assert [r["result"] for r in decisions(steps, "gate_checks")] == [[
+        {"check": "ruff-checker", "required": True}, {"check": "pytest-runner", "required": True}]]
+    assert folder == "failed" and report["tasks"][0]["end_event"] == "EndEvent_rollback"
+    assert "quality gate failed" in report["reason"] and "F401" in report["reason"], report["reason"]
+    assert checkout_state(repo) == before
 
 
 def test_large_successful_change_needs_manual_review(ws):
+    stand_in_checks(ws)
     task = {"id": "b1", "tool": "scribbler", "args": {"files": {"big.txt": "line\n" * 600}}}
     folder, report, steps = run_one(ws, task, 1)
+    [verified] = outputs(ws, "b1", "Task_verify")
+    assert verified["gate"]["passed"] is True  # the gate passed: the size alone asks for a person
     assert [r["result"] for r in decisions(steps, "rollback_trigger")] == ["manual"]
     assert folder == "quarantine" and report["tasks"][0]["end_event"] == "EndEvent_review"
 
@@ -191,15 +289,16 @@ def test_failed_change_is_rolled_back_to_the_checkpoint(ws):
 
 
 def test_an_l0_change_is_committed_on_its_branch_and_the_worktree_removed(ws):
-    accept_l0_for_docs(ws)
+    stand_in_checks(ws)
     repo = ws / "example-repo"
     before = checkout_state(repo)
     task = {"id": "c1", "tool": "scribbler", "tags": ["docs"], "args": {"files": {"docs/guide.md": "# Guide\n"}}}
     folder, report, steps = run_one(ws, task, 0)
     assert folder == "done" and report["tasks"][0]["end_event"] == "EndEvent_done"
+    assert [r["result"] for r in decisions(steps, "gate_tier")] == ["L0"]  # no Python file: the basic gate
     assert [r["result"] for r in decisions(steps, "publish_change")] == ["keep"]
     ran = step_ids(steps)
-    order = ["Task_checkpoint", "Task_execute", "Task_commit", "Task_publish", "Task_remove_worktree",
+    order = ["Task_checkpoint", "Task_execute", "Task_verify", "Task_commit", "Task_publish", "Task_remove_worktree",
              "Task_commit_ledger"]
     assert [s for s in ran if s in order] == order
     assert git(repo, "log", "-1", "--format=%s", "engine/c1").strip() == "engine: task c1"
@@ -210,7 +309,7 @@ def test_an_l0_change_is_committed_on_its_branch_and_the_worktree_removed(ws):
 
 
 def test_merge_tag_hands_the_branch_to_a_person(ws):
-    accept_l0_for_docs(ws)
+    stand_in_checks(ws)
     repo = ws / "example-repo"
     before = checkout_state(repo)
     task = {"id": "m1", "tool": "scribbler", "tags": ["docs", "merge"], "args": {"files": {"docs/x.md": "x\n"}}}

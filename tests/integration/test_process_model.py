@@ -88,10 +88,78 @@ def test_the_worktree_steps_sit_between_plugin_selection_and_the_attempt(process
     assert outcome(node(process, "EndEvent_no_worktree")) == "failed"
 
 
-def test_verify_and_the_rollback_step(process):
+def test_the_process_documentation_says_where_the_gates_run(process):
+    documentation = " ".join(process.findtext("bpmn:documentation", namespaces=NS).split())
+    assert "the quality gates run at Verify" in documentation
+    assert "a failing gate rolls the change back" in documentation
+    assert "the task fails, its reason naming the failing findings" in documentation
+    assert "quality gates required" not in documentation and "issue 12" not in documentation
+
+
+def test_the_tier_then_after_a_successful_execution_the_gate_checks_and_verify(process):
     graph = flows(process)
-    assert ("Task_gate_tier", "Task_verify") in graph and ("Task_verify", "Task_rollback_trigger") in graph
-    assert "issue 12" in node(process, "Task_verify").findtext("bpmn:documentation", namespaces=NS)
+    tier = node(process, "Task_gate_tier")
+    assert (tier.get(CAMUNDA + "decisionRef"), tier.get(CAMUNDA + "resultVariable"),
+            tier.get(CAMUNDA + "mapDecisionResult")) == ("gate_tier", "tier", "singleEntry")
+    assert parameters(tier) == {"changed_files": "${diff.changed_files}",
+                                "python_changed": '${some f in diff.files satisfies ends with(f.path, ".py")}'}
+    assert [target for source, target in graph if source == "Task_gate_tier"] == ["Gateway_run_gates"]
+    executed = node(process, "Gateway_run_gates")
+    assert (executed.tag, executed.get("name")) == (f"{{{NS['bpmn']}}}exclusiveGateway", "Executed?")
+    assert graph[("Gateway_run_gates", "Task_gate_checks")] == ("Flow_run_gates", "yes", "exit_code = 0", False)
+    assert graph[("Gateway_run_gates", "Gateway_verified")] == ("Flow_skip_gates", "no", None, True)
+    assert [target for source, target in graph if source == "Gateway_run_gates"] == ["Task_gate_checks",
+                                                                                      "Gateway_verified"]
+    checks = node(process, "Task_gate_checks")
+    assert (checks.tag, checks.get("name")) == (f"{{{NS['bpmn']}}}businessRuleTask", "Gate checks")
+    assert (checks.get(CAMUNDA + "decisionRef"), checks.get(CAMUNDA + "resultVariable"),
+            checks.get(CAMUNDA + "mapDecisionResult")) == ("gate_checks", "checks", "resultList")
+    assert parameters(checks) == {"changed_files": "${diff.changed_files}"}  # tier is a process variable
+    assert [target for source, target in graph if source == "Task_gate_checks"] == ["Task_verify"]
+    verify = node(process, "Task_verify")
+    assert (verify.tag, verify.get("name"), verify.get(CAMUNDA + "type"), verify.get(CAMUNDA + "topic")) == (
+        f"{{{NS['bpmn']}}}serviceTask", "Verify", "external", "quality-gate.run")
+    assert parameters(verify) == {"checks": "${checks}", "files": "${diff.files}"}
+    documentation = verify.findtext("bpmn:documentation", namespaces=NS)
+    assert "GATE_FAILED" in documentation and "failing findings" in documentation
+    # the joining gateway: verified, or no gates after a failed execution; then the rollback decision
+    assert [target for source, target in graph if source == "Task_verify"] == ["Gateway_verified"]
+    assert sorted(source for source, target in graph if target == "Gateway_verified") == [
+        "Gateway_run_gates", "Task_verify"]
+    assert [target for source, target in graph if source == "Gateway_verified"] == ["Task_rollback_trigger"]
+    assert [source for source, target in graph if target == "Task_rollback_trigger"] == ["Gateway_verified"]
+
+
+@pytest.mark.parametrize(("files", "python_changed"), [
+    ([{"path": "a.py"}], True),
+    ([{"path": "docs/guide.md"}, {"path": "pkg/core.py"}], True),
+    ([{"path": "a.txt"}, {"path": "b.txt"}], False),
+    ([{"path": "pkg/py.typed"}, {"path": "notes.pyc"}], False),
+    ([], False),
+])
+def test_python_changed_is_true_when_any_changed_file_is_a_py_file(process, files, python_changed):
+    text = parameters(node(process, "Task_gate_tier"))["python_changed"]
+    assert compile_feel(text)({"diff": {"files": files}}) is python_changed
+
+
+@pytest.mark.parametrize(("variables", "gates_passed"), [
+    ({"exit_code": 0, "error": None}, True),  # Verify passed
+    ({"exit_code": 0, "error": {"code": "GATE_FAILED", "message": "quality gate failed: ..."}}, False),
+    ({"exit_code": 1, "error": {"code": "engine.timeout"}}, True),  # no gates ran: the exit code decides alone
+    ({"exit_code": 1, "error": None}, True),
+])
+def test_gates_passed_is_verifys_outcome_after_a_successful_execution(process, variables, gates_passed):
+    text = parameters(node(process, "Task_rollback_trigger"))["gates_passed"]
+    assert compile_feel(text)(variables) is gates_passed
+
+
+def test_the_rollback_decision_and_the_rollback_step(process):
+    graph = flows(process)
+    decision = node(process, "Task_rollback_trigger")
+    assert (decision.get(CAMUNDA + "decisionRef"), decision.get(CAMUNDA + "resultVariable")) == (
+        "rollback_trigger", "rollback")
+    assert parameters(decision) == {"exit_code": "${exit_code}", "diff_lines": "${diff.diff_lines}",
+                                    "gates_passed": "${if exit_code = 0 then error = null else true}"}
     assert graph[("Gateway_rollback", "Task_rollback")][2] == 'rollback = "rollback"'
     rollback = node(process, "Task_rollback")
     assert rollback.get(CAMUNDA + "topic") == "worktree-manager.rollback"
@@ -101,45 +169,44 @@ def test_verify_and_the_rollback_step(process):
     assert (end.get("name"), outcome(end)) == ("Rolled back", "failed")
 
 
-def test_a_change_in_a_worktree_is_committed_before_the_gates_decide(process):
+def test_a_change_in_a_worktree_is_committed_then_goes_on_to_publishing(process):
     graph = flows(process)
     assert graph[("Gateway_succeeded", "Gateway_in_worktree")][:2] == ("Flow_succeeded", "yes")
     assert graph[("Gateway_succeeded", "Gateway_in_worktree")][3]
     assert graph[("Gateway_in_worktree", "Task_commit")][2] == "worktree != null"
-    assert graph[("Gateway_in_worktree", "Gateway_gate_check")][:2] == ("Flow_not_in_worktree", "no")
-    assert graph[("Gateway_in_worktree", "Gateway_gate_check")][3]
+    assert graph[("Gateway_in_worktree", "Gateway_publish_check")][:2] == ("Flow_not_in_worktree", "no")
+    assert graph[("Gateway_in_worktree", "Gateway_publish_check")][3]
     commit = node(process, "Task_commit")
     assert commit.get(CAMUNDA + "topic") == "git-executor.commit"
     assert parameters(commit) == {"message": '${"engine: task " + task.id}'}
     assert ("Task_commit", "Gateway_committed") in graph
     assert graph[("Gateway_committed", "EndEvent_commit_failed")][2] == "error != null"
     assert outcome(node(process, "EndEvent_commit_failed")) == "failed"
-    assert graph[("Gateway_committed", "Gateway_gate_check")][:2] == ("Flow_committed", "yes")
-    assert graph[("Gateway_committed", "Gateway_gate_check")][3]
-    # the joining gateway: both ways in, one way on, to the gates
-    assert sorted(source for source, target in graph if target == "Gateway_gate_check") == [
+    assert graph[("Gateway_committed", "Gateway_publish_check")][:2] == ("Flow_committed", "yes")
+    assert graph[("Gateway_committed", "Gateway_publish_check")][3]
+    # the joining gateway: both ways in, one way on, straight to "Worktree to publish?" (the gates ran at Verify)
+    assert sorted(source for source, target in graph if target == "Gateway_publish_check") == [
         "Gateway_committed", "Gateway_in_worktree"]
-    assert [target for source, target in graph if source == "Gateway_gate_check"] == ["Gateway_gates"]
-    assert [source for source, target in graph if target == "Gateway_gates"] == ["Gateway_gate_check"]
-    # nothing is committed or published past the gates but by these flows
-    assert not {("Gateway_gates", "Gateway_in_worktree"), ("Gateway_committed", "Task_publish"),
-                ("Gateway_in_worktree", "Gateway_record"), ("Gateway_succeeded", "Gateway_gates")} & set(graph)
+    assert graph[("Gateway_publish_check", "Gateway_publish_needed")] == ("Flow_publish_check", None, None, False)
+    assert [target for source, target in graph if source == "Gateway_publish_check"] == ["Gateway_publish_needed"]
+    assert [source for source, target in graph if target == "Gateway_publish_needed"] == ["Gateway_publish_check"]
+    # nothing is committed or published but by these flows
+    assert not {("Gateway_committed", "Task_publish"), ("Gateway_in_worktree", "Gateway_record"),
+                ("Gateway_succeeded", "Gateway_publish_check")} & set(graph)
 
 
-def test_a_tier_above_l0_ends_after_the_commit_as_quality_gates_required(process):
+def test_no_task_waits_in_quarantine_because_gates_were_needed(process):
+    ids = {element.get("id") for element in process}
+    assert not {"Gateway_gates", "EndEvent_gates", "Gateway_gate_check", "Flow_gates", "Flow_no_gates",
+                "Flow_gate_check", "Flow_tier_verify", "Flow_verify_rollback"} & ids
+    assert not [e for e in process.iterfind("bpmn:endEvent", NS) if "gate" in (e.get("name") or "").lower()]
+    # the tier only feeds the gate checks: no gateway routes on it, or on a gate
+    conditions = [c.text for c in process.iterfind("bpmn:sequenceFlow/bpmn:conditionExpression", NS)]
+    assert not [c for c in conditions if "tier" in c or "gate" in c]
+
+
+def test_a_kept_change_in_a_worktree_is_published(process):
     graph = flows(process)
-    assert graph[("Gateway_gates", "EndEvent_gates")][:3] == ("Flow_gates", "L0-L3, L0-L5", 'tier != "L0"')
-    end = node(process, "EndEvent_gates")
-    assert (end.get("name"), outcome(end)) == ("Quality gates required", "quarantine")
-    documentation = end.findtext("bpmn:documentation", namespaces=NS)
-    assert "committed on branch engine/<task-id>" in documentation and "worktree" in documentation
-    assert "issue 12" in documentation
-
-
-def test_an_l0_change_in_a_worktree_is_published(process):
-    graph = flows(process)
-    assert graph[("Gateway_gates", "Gateway_publish_needed")][:2] == ("Flow_no_gates", "L0")
-    assert graph[("Gateway_gates", "Gateway_publish_needed")][3]
     assert graph[("Gateway_publish_needed", "Task_publish")][2] == "worktree != null"
     assert graph[("Gateway_publish_needed", "Gateway_record")][3]  # nothing to publish: recorded
     assert [source for source, target in graph if target == "Task_publish"] == ["Gateway_publish_needed"]
@@ -248,3 +315,58 @@ def test_publish_change(tmp_path, task, publish):
     assert decide(tmp_path, "publish_change", json_file={"task": task}) == publish
     if "tags" in task:
         assert decide(tmp_path, "Publish Change", f"Tags={json.dumps(task['tags'])}") == publish
+
+
+@pytest.mark.parametrize(("inputs", "tier"), [
+    (['Tags=["critical"]', "Changed files=0", "Python changed=false"], "L0-L5"),
+    (["Tags=[]", "Changed files=11", "Python changed=true"], "L0-L5"),
+    (["Tags=[]", "Changed files=1", "Python changed=true"], "L0-L3"),
+    (["Tags=[]", "Changed files=10", "Python changed=true"], "L0-L3"),
+    (["Tags=[]", "Changed files=10", "Python changed=false"], "L0"),  # no Python: the basic gate
+    (['Tags=["docs"]', "Changed files=3"], "L0"),
+    (["Tags=[]", "Changed files=0", "Python changed=false"], "L0"),
+])
+def test_gate_tier(tmp_path, inputs, tier):
+    assert decide(tmp_path, "gate_tier", *inputs) == tier
+
+
+def test_gate_tier_from_the_task_and_the_measured_change(tmp_path):
+    assert decide(tmp_path, "Quality Gate Tier", json_file={
+        "task": {"tags": []}, "changed_files": 2, "python_changed": True}) == "L0-L3"
+
+
+RUFF = {"check": "ruff-checker", "required": True}
+PYTEST = {"check": "pytest-runner", "required": True}
+PESTER = {"check": "pester-runner", "required": False}  # skipped where pwsh is missing
+SBOM = {"check": "sbom-generator", "required": True}
+
+
+@pytest.mark.parametrize(("tier", "changed", "checks"), [
+    ("L0", 1, [RUFF]),
+    ("L0-L3", 2, [RUFF, PYTEST]),
+    ("L0-L5", 12, [RUFF, PYTEST, PESTER, SBOM]),
+    ("L0", 0, []),  # nothing changed: nothing to check
+    ("L0-L5", 0, []),
+])
+def test_gate_checks(tmp_path, tier, changed, checks):
+    assert decide(tmp_path, "gate_checks", f"Tier={tier}", f"Changed files={changed}") == checks
+
+
+def test_gate_checks_from_the_command_line_gives_the_two_checks_of_l0_l3(tmp_path):
+    proc = engine("decide", "gate_checks", "--model", DMN, "--input", "Tier=L0-L3", "--input", "Changed files=2",
+                  "--json", cwd=tmp_path, check=0)
+    assert json.loads(proc.stdout) == {"result": [{"check": "ruff-checker", "required": True},
+                                                  {"check": "pytest-runner", "required": True}]}
+
+
+@pytest.mark.parametrize(("inputs", "action"), [
+    (["Exit code=0", "Diff size=3", "Gates passed=false"], "rollback"),  # a failed gate wins over keep
+    (["Exit code=0", "Diff size=900", "Gates passed=false"], "rollback"),  # ... and over manual
+    (["Exit code=0", "Diff size=3", "Gates passed=true"], "keep"),
+    (["Exit code=0", "Diff size=501", "Gates passed=true"], "manual"),
+    (["Exit code=1", "Diff size=12", "Gates passed=true"], "rollback"),
+    (["Exit code=1", "Diff size=0", "Gates passed=true"], "keep"),
+    (["Exit code=-9", "Diff size=4"], "rollback"),  # what recovery asks after a kill: no gates_passed at all
+])
+def test_rollback_trigger(tmp_path, inputs, action):
+    assert decide(tmp_path, "rollback_trigger", *inputs) == action

@@ -3,7 +3,7 @@
 import json
 
 from tests.conftest import engine
-from tests.integration.test_run import put
+from tests.integration.test_run import ledger_entries, put
 from tests.unit.test_redact import AWS_ID, AWS_SECRET, GITHUB
 
 
@@ -14,25 +14,37 @@ def written(ws):
             yield path
 
 
-def test_a_task_carrying_secrets_leaves_none_of_them_in_what_the_engine_writes(example_ws):
+def test_a_task_carrying_secrets_is_denied_before_any_plugin_and_none_of_them_is_written(example_ws):
     prompt = f"deploy with token {GITHUB} and key {AWS_ID} / aws_secret_access_key={AWS_SECRET}"
     put(example_ws, "100-secret.jsonl", {"id": "s1", "tool": "normalize", "repo": "example-repo", "prompt": prompt,
                                          "metadata": {"token": GITHUB, "aws": AWS_ID}})
-    put(example_ws, "101-secret-fail.jsonl", {"id": "s2", "tool": "no-such-tool", "repo": "example-repo",
-                                              "prompt": prompt})
     proc = engine("run", "--drain", cwd=example_ws, check=1)
+    report = json.loads((example_ws / ".tasks" / "failed" / "100-secret.jsonl.error.json").read_text())
+    assert "denied by policy" in report["reason"] and "security.github_token" in report["reason"]
+    assert "aws" in report["reason"]
+    steps = [e["record"] for e in ledger_entries(example_ws) if e["record"].get("task_id") == "s1"
+             and e["record"]["kind"] == "step"]
+    assert [s["step"] for s in steps] == ["policy"] and not any("plugin" in s for s in steps)
     files = list(written(example_ws))
-    assert any(p.name == "ledger.jsonl" for p in files) and any(p.name.endswith(".result.json") for p in files)
+    assert any(p.name == "ledger.jsonl" for p in files) and any(p.name.endswith(".error.json") for p in files)
     for path in files:
         text = path.read_text(errors="replace")
         for secret in (GITHUB, AWS_ID, AWS_SECRET):
             assert secret not in text, f"{secret[:6]}... found in {path}"
     for secret in (GITHUB, AWS_ID, AWS_SECRET):
         assert secret not in proc.stdout + proc.stderr
+    assert GITHUB in (example_ws / ".tasks" / "failed" / "100-secret.jsonl").read_text()  # the user's file, kept
+    engine("ledger", "verify", cwd=example_ws, check=0)
+
+
+def test_a_token_shaped_value_the_policy_lets_through_is_still_never_written(example_ws):
+    key = "sk-proj-" + "Q" * 40
+    put(example_ws, "100-key.jsonl", {"id": "k1", "tool": "normalize", "repo": "example-repo",
+                                      "prompt": f"use {key} for the model"})
+    engine("run", "--drain", cwd=example_ws, check=0)
+    for path in written(example_ws):
+        assert key not in path.read_text(errors="replace"), path
     outputs = [json.loads(x) for p in (example_ws / ".engine" / "runs").glob("*/outputs.jsonl")
                for x in p.read_text().splitlines()]
-    normalized = [o["output"]["task"] for o in outputs if o["task_id"] == "s1" and o["plugin"] == "task-parser"][0]
-    assert "[REDACTED:github_token]" in normalized["prompt"] and normalized["metadata"]["token"] == \
-        "[REDACTED:github_token]"
-    assert GITHUB in (example_ws / ".tasks" / "done" / "100-secret.jsonl").read_text()  # the task file is the user's
-    engine("ledger", "verify", cwd=example_ws, check=0)
+    normalized = [o["output"]["task"] for o in outputs if o["task_id"] == "k1" and o["plugin"] == "task-parser"][0]
+    assert normalized["prompt"] == "use [REDACTED:openai_key] for the model"

@@ -19,7 +19,7 @@ def test_exported_members():
 
 def test_context_fields():
     assert [f.name for f in fields(sdk.Context)] == ["run_id", "task_id", "now", "seed", "whatif", "workdir", "log",
-                                                 "workspace"]
+                                                 "workspace", "call"]
 
 
 def test_task_problems_names_each_path():
