@@ -138,6 +138,7 @@ class TaskRunner:
         self.steps = 0
         self.last_error: str | None = None
         self.checkpoint: dict[str, Any] | None = None  # the task's first checkpoint: what a rollback restores
+        self._last_checkpoint = ""
         self._applies = 0
 
     # -- what steps are given ---------------------------------------------------------------------
@@ -194,8 +195,17 @@ class TaskRunner:
                     "engine.plugin": plugin.id, "engine.operation": operation, "engine.task_id": self.task.id}):
                 output = self.run.dispatcher.call(plugin, operation, ctx, payload, task_timeout=self.task.timeout_sec,
                                                   cancelled=self.stop, traceparent=self.run.telemetry.traceparent())
+            if key is not None and worktree is not None:
+                # what the change brought in is checked too (a secret written into a file, say)
+                try:
+                    diff = checkpoints.diff_text(worktree, self._last_checkpoint)
+                except checkpoints.CheckpointError as e:
+                    raise PluginError(f"cannot read what the change did: {e.message}", code="engine.checkpoint",
+                                      plugin=plugin.id, operation=operation) from e
+                self._policy("apply", plugin, operation, checkpoint=self._last_checkpoint, diff=diff)
         except (PluginError, ContractViolation) as e:
-            if breakers is not None and getattr(e, "kind", "technical") == "technical":
+            counted = getattr(e, "code", None) not in ("engine.policy_denied", "engine.checkpoint")
+            if breakers is not None and counted and getattr(e, "kind", "technical") == "technical":
                 breakers.record(plugin.id, False, e.message)
             raise
         finally:
@@ -204,6 +214,21 @@ class TaskRunner:
         if breakers is not None:
             breakers.record(plugin.id, True)
         return output
+
+    def _policy(self, phase: str, plugin: LoadedPlugin, operation: str, **extra: Any) -> None:
+        """Ask the policies about a change (``phase`` apply); a denial fails the call before (or right after)
+        the change, which the process then rolls back. Secrets found go to the redaction layer."""
+        if self.run.policy is None:
+            return
+        result = self.run.policy.check({
+            "phase": phase, "task": self.task.as_data(), "env": sorted(os.environ),
+            "plugin": {"id": plugin.id, "category": plugin.spec.category, "whatif": plugin.spec.whatif}, **extra})
+        for secret in result.secrets:
+            remember(secret.value, secret.rule)
+        if not result.allowed:
+            raise PluginError("denied by policy: " + "; ".join(f"{d.message} ({d.policy}.{d.rule})"
+                                                               for d in result.denials),
+                              code="engine.policy_denied", plugin=plugin.id, operation=operation)
 
     def _checkpoint(self, step: Step, plugin: LoadedPlugin, operation: str, worktree: Path | None) -> str:
         """Before a state change: the task's worktree, a checkpoint of it, and a journal entry, or refuse."""
@@ -223,6 +248,8 @@ class TaskRunner:
                               operation=operation) from e
         if self.checkpoint is None:
             self.checkpoint = taken.as_dict()  # the state before the task changed anything: what rollback restores
+        self._last_checkpoint = taken.sha
+        self._policy("apply", plugin, operation, checkpoint=taken.sha)
         self.run.journal.begin(name, {
             "run_id": self.run.run_id, "task_id": self.task.id, "task_file": self.base["task_file"],
             "line": self.base["line"], "step": step.id, "plugin": plugin.id, "operation": operation,

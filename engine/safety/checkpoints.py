@@ -140,6 +140,19 @@ def changed_lines(path: Path, checkpoint: str) -> int:
     return total
 
 
+def diff_text(path: Path, checkpoint: str, *, limit: int = 512 * 1024) -> str:
+    """The unified diff from the checkpoint to the working tree now (untracked files included), cut at
+    ``limit`` characters: what a policy reads to look for secrets a change brought in."""
+    repo = _repo(path)
+    try:
+        now = _worktree_tree(repo)
+        text = str(repo.git.diff("--no-renames", "--no-color", "--no-ext-diff", f"{checkpoint}:worktree", now))
+    except git.GitCommandError as e:
+        raise CheckpointError(f"cannot compare {path} with checkpoint {checkpoint}: {e.stderr.strip()}",
+                              repo=str(path)) from e
+    return text[:limit]
+
+
 def drop(path: Path, ref: str) -> None:
     """Remove a checkpoint's ref (its objects go with git's garbage collection)."""
     if not ref.startswith(CHECKPOINT_REFS + "/"):

@@ -28,7 +28,10 @@ Path(__file__).with_name("aider-started").write_text("yes")
 prompt = Path(args[args.index("--message-file") + 1]).read_text()
 for name in args[args.index("--") + 1:]:
     path = Path(name)
-    path.write_text((path.read_text() if path.exists() else "") + f"# {prompt.strip()}\n")
+    if "subtract" in prompt:  # a plausible edit that breaks the code's tests
+        path.write_text(path.read_text().replace("a + b", "a - b"))
+    else:
+        path.write_text((path.read_text() if path.exists() else "") + f"# {prompt.strip()}\n")
 if "fail" in prompt:
     Path("litter.tmp").write_text("half done\n")
     sys.exit(1)
@@ -108,6 +111,9 @@ def python_repo(ws: Path) -> Path:
     git(repo, "init", "-q", "-b", "main")
     (repo / "pkg" / "__init__.py").write_text("")
     (repo / "pkg" / "core.py").write_text("def add(a, b):\n    return a + b\n")
+    (repo / "tests").mkdir()
+    (repo / "tests" / "test_core.py").write_text("from pkg.core import add\n\n\ndef test_add():\n"
+                                                 "    assert add(2, 3) == 5\n")
     (repo / ".gitignore").write_text("__pycache__/\n")
     git(repo, "add", ".")
     git(repo, "commit", "-q", "-m", "start")
@@ -344,3 +350,37 @@ def test_whatif_foretells_a_missing_tool(example_ws):
              .read_text().splitlines()]
     execute = [s for s in steps if s.get("step") == "Task_execute" and s["task_id"] == "edit-9"][0]
     assert "aider not found on PATH" in execute["reason"]
+
+
+def test_an_ai_edit_that_breaks_a_test_fails_naming_it_and_is_never_committed(example_ws, tmp_path):
+    repo = python_repo(example_ws)
+    before = user_view(repo)
+    put(example_ws, "100-break.jsonl", {"id": "edit-5", "tool": "aider", "repo": "py-repo",
+                                        "files": ["pkg/core.py"], "prompt": "subtract instead"})
+    engine("run", "--drain", cwd=example_ws, env=stand_in(tmp_path), check=1)
+    report = json.loads((example_ws / ".tasks" / "failed" / "100-break.jsonl.error.json").read_text())
+    assert report["tasks"][0]["end_event"] == "EndEvent_rollback"
+    assert "quality gate failed" in report["reason"] and "tests/test_core.py::test_add" in report["reason"]
+    assert git(repo, "rev-parse", "engine/edit-5").strip() == git(repo, "rev-parse", "main").strip()  # no commit
+    assert git(repo, "branch", "--contains", git(repo, "rev-parse", "main").strip()).count("\n") >= 1
+    worktree = example_ws / ".engine" / "worktrees" / "edit-5"
+    assert git(worktree, "status", "--porcelain") == ""  # rolled back
+    assert user_view(repo) == before
+
+
+def test_a_change_that_writes_a_secret_is_denied_by_policy_and_rolled_back(example_ws):
+    install_scribbler(example_ws)
+    token = "ghp_" + "Z9y8X7w6" * 5
+    # the token is nowhere in the task: the plugin joins the parts when it writes the file
+    put(example_ws, "100-leak.jsonl", {"id": "leak-1", "tool": "scribble", "repo": "example-repo",
+                                       "args": {"files": {"config.txt": ["token: ", token[:4], token[4:], "\n"]}}})
+    engine("run", "--drain", cwd=example_ws, check=1)
+    report = json.loads((example_ws / ".tasks" / "failed" / "100-leak.jsonl.error.json").read_text())
+    assert "denied by policy" in report["reason"] and "security" in report["reason"]
+    assert report["tasks"][0]["end_event"] == "EndEvent_rollback"
+    worktree = example_ws / ".engine" / "worktrees" / "leak-1"
+    assert not (worktree / "config.txt").exists()  # the change was rolled back
+    for folder in (example_ws / ".engine", example_ws / ".tasks" / "failed"):
+        for file in folder.rglob("*"):
+            if file.is_file() and file.name != "100-leak.jsonl" and ".git" not in file.parts:
+                assert token not in file.read_text(errors="replace"), file

@@ -13,7 +13,7 @@ def scribble(ctx, data):
     for path, content in files.items():
         target = ctx.workdir / path
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(content)
+        target.write_text("".join(content) if isinstance(content, list) else content)  # a list: its parts joined
     (ctx.workdir / ".scribbler-started").write_text(ctx.task_id)  # a marker a WhatIf run must never leave
     once = ctx.workspace / ".scribbler-hung" if ctx.workspace else None
     if args.get("hang") and once is not None and not once.exists():  # hang once per workspace
