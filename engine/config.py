@@ -58,6 +58,10 @@ opa_timeout_sec = 5.0
 # Environments (a task's metadata.environment) that the security policy refuses, unless the task is
 # tagged allow-<environment>.
 forbidden_environments = ["production"]
+# The SBOM check of the quality gate (sbom-generator) fails a repository that depends on one of these
+# packages (names or requirements, "urllib3<2") or licences (SPDX ids or names).
+deny_packages = []
+deny_licenses = []
 """
 
 
@@ -90,6 +94,8 @@ class PolicyConfig(_Section):
     opa_url: str | None = None
     opa_timeout_sec: float = Field(5.0, gt=0, le=120)
     forbidden_environments: list[str] = Field(default_factory=lambda: ["production"])
+    deny_packages: list[str] = Field(default_factory=list)  # for the SBOM check: names or requirements
+    deny_licenses: list[str] = Field(default_factory=list)  # for the SBOM check: SPDX ids or names
 
 
 class Config(_Section):

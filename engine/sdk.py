@@ -257,7 +257,7 @@ def worktree_snapshot(ctx: Context) -> str:
     with tempfile.TemporaryDirectory(prefix="engine-snapshot-") as tmp:
         temp_index = os.path.join(tmp, "index")
         if index.is_file():  # a copy only saves hashing unchanged files again
-            shutil.copyfile(index, temp_index)
+            shutil.copy2(index, temp_index)  # its mtime kept, so git still re-reads racily clean files
         _git(ctx, "add", "--all", env={"GIT_INDEX_FILE": temp_index})
         return _git(ctx, "write-tree", env={"GIT_INDEX_FILE": temp_index}).strip()
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -72,7 +73,7 @@ def _worktree_tree(repo: git.Repo) -> str:
         env = {"GIT_INDEX_FILE": os.path.join(tmp, "index")}
         real = Path(repo.git_dir) / "index"
         if real.exists():
-            Path(env["GIT_INDEX_FILE"]).write_bytes(real.read_bytes())
+            shutil.copy2(real, env["GIT_INDEX_FILE"])  # its mtime kept: git still re-reads racily clean files
         repo.git.add("-A", "--", ".", env=env)
         return str(repo.git.write_tree(env=env))
 

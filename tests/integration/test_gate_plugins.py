@@ -133,10 +133,11 @@ def bare(tmp_path_factory):
     pool.close()
 
 
-def check(dispatcher, plugin, workdir, *, files=None, args=None, whatif=False):
+def check(dispatcher, plugin, workdir, *, files=None, args=None, whatif=False, policy=None):
     ctx = Context("run-1", "t1", datetime(2026, 1, 1, tzinfo=UTC), 7, whatif, workdir, structlog.get_logger())
     task = {"id": "t1", "tool": "gate", "args": args or {}}
-    return dispatcher.call(REGISTRY.get(plugin), "check", ctx, {"task": task, "files": files})
+    data = {"task": task, "files": files, **({"policy": policy} if policy is not None else {})}
+    return dispatcher.call(REGISTRY.get(plugin), "check", ctx, data)
 
 
 def test_the_plugins_load_as_validation_plugins_that_run_under_whatif():
@@ -525,3 +526,15 @@ def test_sbom_licences_come_from_the_repositorys_environment_and_a_lock_file_giv
     (sbom_repo / ".venv/lib/python3.11/site-packages/click-8.1.7.dist-info/METADATA").write_text(
         "Metadata-Version: 2.4\nName: click\nVersion: 8.1.7\nLicense-Expression: GPL-3.0-only OR MIT\n")
     assert check(tools[1], "sbom-generator", sbom_repo, args={"deny_licenses": ["GPL-3.0-only"]})["verdict"]["passed"]
+
+
+def test_sbom_of_a_repository_without_dependencies_is_a_valid_empty_bom(tools, tmp_path):
+    repo = make_repo(tmp_path / "bare", {"calc/__init__.py": CALC})
+    out = check(tools[1], "sbom-generator", repo)
+    assert out["verdict"]["passed"] and out["sbom"]["components"] == []
+
+
+def test_sbom_denies_what_the_workspace_policy_lists(tools, sbom_repo):
+    # the quality gate passes engine.toml's [policy] lists as the input "policy"
+    out = check(tools[1], "sbom-generator", sbom_repo, policy={"deny_packages": ["click"], "deny_licenses": []})
+    assert not out["verdict"]["passed"] and "click" in out["verdict"]["summary"]

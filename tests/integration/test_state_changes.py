@@ -384,3 +384,46 @@ def test_a_change_that_writes_a_secret_is_denied_by_policy_and_rolled_back(examp
         for file in folder.rglob("*"):
             if file.is_file() and file.name != "100-leak.jsonl" and ".git" not in file.parts:
                 assert token not in file.read_text(errors="replace"), file
+
+
+def test_the_sbom_check_of_the_gate_denies_a_package_the_workspace_policy_forbids(example_ws):
+    repo = python_repo(example_ws)
+    (repo / "requirements.txt").write_text("requests==2.31.0\nleftpad==1.0\n")
+    git(repo, "add", "requirements.txt")
+    git(repo, "commit", "-q", "-m", "deps")
+    (example_ws / "engine.toml").write_text('[policy]\ndeny_packages = ["leftpad"]\n')
+    add_rule(example_ws / "process" / "decisions.dmn", "gate_tier", [], '"L0-L5"')  # every check, SBOM included
+    put(example_ws, "100-write.jsonl", {"id": "w1", "tool": "write", "repo": "py-repo", "args": {"files": [
+        {"path": "pkg/core.py", "content": "def add(a, b):\n    return a + b  # same behaviour\n"}]}})
+    engine("run", "--drain", cwd=example_ws, check=1)
+    report = json.loads((example_ws / ".tasks" / "failed" / "100-write.jsonl.error.json").read_text())
+    assert "sbom-generator" in report["reason"] and "leftpad" in report["reason"]
+    assert report["tasks"][0]["end_event"] == "EndEvent_rollback"
+    assert git(repo, "rev-parse", "engine/w1").strip() == git(repo, "rev-parse", "main").strip()  # not committed
+
+
+def test_a_clean_change_passes_every_tier_and_is_committed(example_ws):
+    repo = python_repo(example_ws)
+    add_rule(example_ws / "process" / "decisions.dmn", "gate_tier", [], '"L0-L5"')
+    put(example_ws, "100-write.jsonl", {"id": "w2", "tool": "write", "repo": "py-repo", "args": {"files": [
+        {"path": "pkg/core.py", "content": "def add(a, b):\n    return a + b  # same behaviour\n"}]}})
+    engine("run", "--drain", cwd=example_ws, check=0)
+    verify = [e for e in ledger_entries(example_ws) if e["record"].get("task_id") == "w2"
+              and e["record"].get("step") == "Task_gate_checks"][0]
+    assert [c["check"] for c in verify["record"]["decision"]["result"]] == [
+        "ruff-checker", "pytest-runner", "pester-runner", "sbom-generator"]
+    assert "same behaviour" in git(repo, "show", "engine/w2:pkg/core.py")
+
+
+def test_a_ledger_that_does_not_verify_stops_the_run_before_anything_is_claimed(example_ws):
+    engine("run", "--drain", cwd=example_ws, check=0)
+    ledger = example_ws / ".engine" / "ledger" / "ledger.jsonl"
+    rows = ledger.read_text().splitlines()
+    entry = json.loads(rows[3])
+    entry["record"]["status"] = "forged"
+    rows[3] = json.dumps(entry)
+    ledger.write_text("\n".join(rows) + "\n")
+    put(example_ws, "200-next.jsonl", {"id": "n1", "tool": "git", "repo": "example-repo"})
+    proc = engine("run", "--drain", cwd=example_ws, check=8)
+    assert "the ledger does not verify" in proc.stderr and "compliance" in proc.stderr
+    assert files(example_ws, "inbox") == ["200-next.jsonl"]

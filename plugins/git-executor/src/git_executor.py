@@ -116,7 +116,7 @@ def _scratch(repo: Any, *, copy_index: bool) -> Iterator[dict[str, str]]:
         os.mkdir(objects)
         real = os.path.join(repo.git_dir, "index")
         if copy_index and os.path.exists(real):
-            shutil.copyfile(real, index)
+            shutil.copy2(real, index)  # its mtime kept, so git still re-reads racily clean files
         yield {"GIT_INDEX_FILE": index, "GIT_OBJECT_DIRECTORY": objects,
                "GIT_ALTERNATE_OBJECT_DIRECTORIES": os.path.join(repo.common_dir, "objects")}
 

@@ -91,7 +91,7 @@ def _snapshot(repo: Any, store: Mapping[str, str]) -> str:
         index = os.path.join(tmp, "index")
         real = os.path.join(repo.git_dir, "index")
         if os.path.exists(real):
-            shutil.copyfile(real, index)
+            shutil.copy2(real, index)  # its mtime kept, so git still re-reads racily clean files
         env = {**READ_ENV, **store, "GIT_INDEX_FILE": index}
         try:
             repo.git.add("-A", env=env)

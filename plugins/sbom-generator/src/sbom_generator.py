@@ -368,8 +368,12 @@ def _where(package: _Package) -> tuple[str | None, int | None]:
 def check(ctx: Context, data: Mapping[str, Any]) -> dict[str, Any]:
     """The SBOM of the whole repository (``data.files`` does not narrow it) and its policy verdict."""
     args = _args(data)
-    deny_packages = [_package_rule(r) for r in _strings(args, "deny_packages", DEFAULT_DENY_PACKAGES)]
-    deny_licenses = {s.strip().lower() for s in _strings(args, "deny_licenses", DEFAULT_DENY_LICENSES)}
+    policy = data.get("policy") if isinstance(data.get("policy"), Mapping) else {}
+    # the workspace's policy (engine.toml [policy], passed by the quality gate) and the task's own lists
+    deny_packages = [_package_rule(r) for r in _strings(policy, "deny_packages", DEFAULT_DENY_PACKAGES)
+                     + _strings(args, "deny_packages", ())]
+    deny_licenses = {s.strip().lower() for s in _strings(policy, "deny_licenses", DEFAULT_DENY_LICENSES)
+                     + _strings(args, "deny_licenses", ())}
     workdir = Path(ctx.workdir)
     if not workdir.is_dir():
         raise PluginError(f"repository {workdir} does not exist", retryable=False)
@@ -411,4 +415,5 @@ def check(ctx: Context, data: Mapping[str, Any]) -> dict[str, Any]:
         summary = f"sbom: no Python dependencies declared ({read})"
     else:
         summary = f"sbom: {len(reader.packages)} component(s), none denied (read {read})"
+    sbom.setdefault("components", [])  # the library leaves the list out when it is empty; the SBOM still has one
     return {"verdict": _verdict(not findings, summary, findings, counts), "sbom": sbom}

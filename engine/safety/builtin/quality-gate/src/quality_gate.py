@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from engine.config import load_config
+from engine.errors import EngineError
 from engine.sdk import Context, PluginError
 
 MAX_NAMED = 10  # findings named in the summary (the reason a failed task gives)
@@ -41,15 +43,17 @@ def run(ctx: Context, data: Mapping[str, Any]) -> dict[str, Any]:
     if ctx.call is None:
         raise PluginError("quality-gate runs only inside the engine (it calls the checks through the kernel)")
     checks, files = _checks(data.get("checks")), _files(data.get("files"))
+    settings = load_config(ctx.workspace).policy if ctx.workspace is not None else None
+    policy = {"deny_packages": settings.deny_packages, "deny_licenses": settings.deny_licenses} if settings else {}
     verdicts: list[dict[str, Any]] = []
     failed: list[str] = []
     named: list[str] = []
     for check, required in checks:
         try:
-            verdict = dict(ctx.call(check, "check", {"files": files})["verdict"])
-        except PluginError as e:  # the check itself broke: the gate cannot pass
-            verdict = {"check": check, "passed": False, "skipped": False, "summary": f"{check} failed: {e.message}",
-                       "findings": []}
+            verdict = dict(ctx.call(check, "check", {"files": files, "policy": policy})["verdict"])
+        except EngineError as e:  # the check itself broke (or broke its contract): the gate cannot pass
+            verdict = {"check": check, "passed": False, "skipped": False,
+                       "summary": f"{check} failed: {'; '.join(e.lines())}", "findings": []}
         except KeyError:
             verdict = {"check": check, "passed": False, "skipped": False, "findings": [],
                        "summary": f"{check} returned no verdict"}
