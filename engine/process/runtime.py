@@ -55,10 +55,11 @@ class Outcome:
     reason: str | None = None
     end_event: str | None = None
     steps: int = 0
+    gate: dict[str, Any] | None = None  # the quality gate's verdicts (and what its checks made, an SBOM)
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in {"status": self.status, "reason": self.reason, "end_event": self.end_event,
-                                  "steps": self.steps}.items() if v is not None}
+                                  "steps": self.steps, "gate": self.gate}.items() if v is not None}
 
 
 @dataclass
@@ -140,6 +141,7 @@ class TaskRunner:
         self.checkpoint: dict[str, Any] | None = None  # the task's first checkpoint: what a rollback restores
         self._last_checkpoint = ""
         self._applies = 0
+        self.gate: dict[str, Any] | None = None
 
     # -- what steps are given ---------------------------------------------------------------------
 
@@ -296,6 +298,8 @@ class TaskRunner:
                              error=result.record["reason"], **result.record["error"])
         elif result.output is not None:
             self._record_output(step.id, result)
+            if isinstance(result.output.get("gate"), Mapping):
+                self.gate = dict(result.output["gate"])
             if self.run.whatif and self.run.on_plan is not None and isinstance(result.output.get("plan"), Mapping):
                 self.run.on_plan({"task_id": self.task.id, "step": step.id, "step_name": step.name,
                                   "plugin": result.plugin, "operation": result.operation,
@@ -436,7 +440,7 @@ class TaskRunner:
             reason = f"the process ended at '{name or end_id}'"
             if self.last_error:
                 reason += f" after: {self.last_error}"
-        return Outcome(status, reason, end_event=end_id, steps=self.steps)
+        return Outcome(status, reason, end_event=end_id, steps=self.steps, gate=self.gate)
 
 
 def _step_type(spec: Any) -> str:

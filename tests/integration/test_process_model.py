@@ -71,7 +71,7 @@ def test_the_worktree_steps_sit_between_plugin_selection_and_the_attempt(process
     graph = flows(process)
     assert graph[("Gateway_plugin_found", "Task_policy_check")][3]  # "yes", the default
     assert node(process, "Task_policy_check").tag == f"{{{NS['bpmn']}}}task"
-    assert "issue 12" in node(process, "Task_policy_check").findtext("bpmn:documentation", namespaces=NS)
+    assert "before the first step" in node(process, "Task_policy_check").findtext("bpmn:documentation", namespaces=NS)
     assert ("Task_policy_check", "Task_needs_worktree") in graph
     needs = node(process, "Task_needs_worktree")
     assert (needs.get(CAMUNDA + "decisionRef"), needs.get(CAMUNDA + "resultVariable"),

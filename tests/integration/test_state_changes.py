@@ -413,6 +413,12 @@ def test_a_clean_change_passes_every_tier_and_is_committed(example_ws):
     assert [c["check"] for c in verify["record"]["decision"]["result"]] == [
         "ruff-checker", "pytest-runner", "pester-runner", "sbom-generator"]
     assert "same behaviour" in git(repo, "show", "engine/w2:pkg/core.py")
+    gate = json.loads((example_ws / ".tasks" / "done" / "100-write.jsonl.result.json").read_text())["tasks"][0]["gate"]
+    assert gate["passed"] and [v["check"] for v in gate["verdicts"]] == [
+        "ruff-checker", "pytest-runner", "pester-runner", "sbom-generator"]
+    pester = gate["verdicts"][2]
+    assert pester["skipped"] and not pester["required"]  # no pwsh here: skipped, which this tier allows
+    assert gate["artifacts"]["sbom-generator"]["sbom"]["bomFormat"] == "CycloneDX"  # kept with the report
 
 
 def test_a_ledger_that_does_not_verify_stops_the_run_before_anything_is_claimed(example_ws):

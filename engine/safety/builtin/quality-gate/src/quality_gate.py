@@ -46,11 +46,16 @@ def run(ctx: Context, data: Mapping[str, Any]) -> dict[str, Any]:
     settings = load_config(ctx.workspace).policy if ctx.workspace is not None else None
     policy = {"deny_packages": settings.deny_packages, "deny_licenses": settings.deny_licenses} if settings else {}
     verdicts: list[dict[str, Any]] = []
+    artifacts: dict[str, Any] = {}  # what a check made besides its verdict (the SBOM): kept with the report
     failed: list[str] = []
     named: list[str] = []
     for check, required in checks:
         try:
-            verdict = dict(ctx.call(check, "check", {"files": files, "policy": policy})["verdict"])
+            answer = ctx.call(check, "check", {"files": files, "policy": policy})
+            verdict = dict(answer["verdict"])
+            extra = {k: v for k, v in answer.items() if k != "verdict"}
+            if extra:
+                artifacts[check] = extra
         except EngineError as e:  # the check itself broke (or broke its contract): the gate cannot pass
             verdict = {"check": check, "passed": False, "skipped": False,
                        "summary": f"{check} failed: {'; '.join(e.lines())}", "findings": []}
@@ -72,4 +77,4 @@ def run(ctx: Context, data: Mapping[str, Any]) -> dict[str, Any]:
     if failed:  # a business error: the process routes on it (rollback), and its message is the task's reason
         raise PluginError("quality gate failed: " + " | ".join(named), code="GATE_FAILED")
     summary = "passed: " + ", ".join(c for c, _ in checks) if checks else "no checks for this tier"
-    return {"gate": {"passed": True, "verdicts": verdicts, "failed": [], "summary": summary}}
+    return {"gate": {"passed": True, "verdicts": verdicts, "failed": [], "summary": summary, "artifacts": artifacts}}
