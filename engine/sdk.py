@@ -36,7 +36,9 @@ if TYPE_CHECKING:  # types only: a worker starts without structlog (its ctx.log 
     import structlog
 
 __all__ = ["Context", "PluginError", "ToolResult", "ToolTask", "WorktreeChanges", "run_tool", "task_problems",
-           "worktree_changes", "worktree_snapshot"]
+           "verdict", "worktree_changes", "worktree_snapshot"]
+
+MAX_FINDINGS = 200  # findings listed in a verdict; its counts always cover all of them
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,18 @@ class Context:
     # Built-in orchestration plugins only (None in a worker): call another plugin through the kernel,
     # ``call(plugin_id, operation, data) -> output``, with the task's deadline, worktree and breakers.
     call: Callable[[str, str | None, Mapping[str, Any]], dict[str, Any]] | None = None
+
+
+def verdict(check: str, passed: bool, summary: str, findings: list[dict[str, Any]], counts: dict[str, int], *,
+            skipped: bool = False) -> dict[str, Any]:
+    """A validation plugin's verdict, the shape the quality gate reads: ``{check, passed, skipped, summary,
+    findings, counts}``, each finding ``{tool, file, line, rule, message}``; at most ``MAX_FINDINGS`` are
+    listed (the summary says so). A skipped check never passes: the gate's table decides what it means."""
+    shown = findings[:MAX_FINDINGS]
+    if len(findings) > len(shown):
+        summary += f" (the first {len(shown)} listed)"
+    return {"check": check, "passed": passed and not skipped, "skipped": skipped, "summary": summary,
+            "findings": shown, "counts": counts}
 
 
 def task_problems(data: Mapping[str, Any] | Any) -> list[str]:

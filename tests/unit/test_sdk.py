@@ -13,7 +13,7 @@ from engine import sdk
 
 def test_exported_members():
     assert sorted(sdk.__all__) == ["Context", "PluginError", "ToolResult", "ToolTask", "WorktreeChanges", "run_tool",
-                                   "task_problems", "worktree_changes", "worktree_snapshot"]
+                                   "task_problems", "verdict", "worktree_changes", "worktree_snapshot"]
     assert all(name in vars(sdk) for name in sdk.__all__)
 
 

@@ -18,10 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import engine.sdk
-from engine.sdk import Context, PluginError, task_problems
+from engine.sdk import Context, PluginError, task_problems, verdict
 
 CHECK = "contract-validator"
-MAX_FINDINGS = 200  # findings listed in a verdict; counts always cover all of them
 JSON_LINES = (".jsonl", ".ndjson")
 YAML = (".yaml", ".yml")
 CHECKED = (".json", *JSON_LINES, *YAML)  # the changed files this check looks at
@@ -217,11 +216,7 @@ def _finding(contract: str, file: str | None, line: int | None, path: str | None
 
 def _verdict(passed: bool, summary: str, findings: list[dict[str, Any]], counts: dict[str, int], *,
              skipped: bool = False) -> dict[str, Any]:
-    shown = findings[:MAX_FINDINGS]
-    if len(findings) > len(shown):
-        summary += f" (the first {len(shown)} listed)"
-    return {"verdict": {"check": CHECK, "passed": passed and not skipped, "skipped": skipped, "summary": summary,
-                        "findings": shown, "counts": counts}}
+    return {"verdict": verdict(CHECK, passed, summary, findings, counts, skipped=skipped)}
 
 
 def check(ctx: Context, data: Mapping[str, Any]) -> dict[str, Any]:

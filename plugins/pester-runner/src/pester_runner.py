@@ -22,13 +22,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from engine.sdk import Context, PluginError, run_tool
+from engine.sdk import Context, PluginError, run_tool, verdict
 
 CHECK = "pester-runner"
 TOOL = "pwsh"
 MARK = "ENGINE-PESTER "
 MISSING = "ENGINE-PESTER-MISSING"
-MAX_FINDINGS = 200  # findings listed in a verdict; counts always cover all of them
 DEFAULT_TIMEOUT = 600.0
 # No telemetry, no update check: the run reaches no network of its own.
 QUIET = {"POWERSHELL_TELEMETRY_OPTOUT": "1", "POWERSHELL_UPDATECHECK": "Off"}
@@ -113,11 +112,7 @@ def _count(report: Mapping[str, Any], key: str) -> int:
 
 def _verdict(passed: bool, summary: str, findings: list[dict[str, Any]], counts: dict[str, int], *,
              skipped: bool = False) -> dict[str, Any]:
-    shown = findings[:MAX_FINDINGS]
-    if len(findings) > len(shown):
-        summary += f" (the first {len(shown)} listed)"
-    return {"verdict": {"check": CHECK, "passed": passed and not skipped, "skipped": skipped, "summary": summary,
-                        "findings": shown, "counts": counts}}
+    return {"verdict": verdict(CHECK, passed, summary, findings, counts, skipped=skipped)}
 
 
 def check(ctx: Context, data: Mapping[str, Any]) -> dict[str, Any]:

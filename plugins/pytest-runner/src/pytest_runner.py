@@ -20,11 +20,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from engine.sdk import Context, PluginError, run_tool
+from engine.sdk import Context, PluginError, run_tool, verdict
 
 CHECK = "pytest-runner"
 TOOL = "pytest"
-MAX_FINDINGS = 200  # findings listed in a verdict; counts always cover all of them
 DEFAULT_TIMEOUT = 600.0
 VENVS = (".venv/bin/python", "venv/bin/python", ".venv/Scripts/python.exe", "venv/Scripts/python.exe")
 # pytest's exit codes: 0 passed, 1 tests failed, 2 interrupted (collection errors), 3 internal error,
@@ -131,11 +130,7 @@ def _report(path: Path) -> tuple[dict[str, int], list[dict[str, Any]]]:
 
 def _verdict(passed: bool, summary: str, findings: list[dict[str, Any]], counts: dict[str, int], *,
              skipped: bool = False) -> dict[str, Any]:
-    shown = findings[:MAX_FINDINGS]
-    if len(findings) > len(shown):
-        summary += f" (the first {len(shown)} listed)"
-    return {"verdict": {"check": CHECK, "passed": passed and not skipped, "skipped": skipped, "summary": summary,
-                        "findings": shown, "counts": counts}}
+    return {"verdict": verdict(CHECK, passed, summary, findings, counts, skipped=skipped)}
 
 
 def check(ctx: Context, data: Mapping[str, Any]) -> dict[str, Any]:

@@ -19,11 +19,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from engine.sdk import Context, PluginError, run_tool
+from engine.sdk import Context, PluginError, run_tool, verdict
 
 CHECK = "ruff-checker"
 TOOL = "ruff"
-MAX_FINDINGS = 200  # findings listed in a verdict; counts always cover all of them
 DEFAULT_TIMEOUT = 300.0
 LINT = ["check", "--output-format", "json", "--no-cache", "--force-exclude"]
 
@@ -103,11 +102,7 @@ def _safe_fix(item: Any) -> bool:
 
 def _verdict(passed: bool, summary: str, findings: list[dict[str, Any]], counts: dict[str, int], *,
              skipped: bool = False) -> dict[str, Any]:
-    shown = findings[:MAX_FINDINGS]
-    if len(findings) > len(shown):
-        summary += f" (the first {len(shown)} listed)"
-    return {"verdict": {"check": CHECK, "passed": passed and not skipped, "skipped": skipped, "summary": summary,
-                        "findings": shown, "counts": counts}}
+    return {"verdict": verdict(CHECK, passed, summary, findings, counts, skipped=skipped)}
 
 
 def check(ctx: Context, data: Mapping[str, Any]) -> dict[str, Any]:

@@ -28,11 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.sdk import Context, PluginError
+from engine.sdk import Context, PluginError, verdict
 
 CHECK = "sbom-generator"
 VERSION = "0.1.0"
-MAX_FINDINGS = 200  # findings listed in a verdict; counts always cover all of them
 # The policy when the task says nothing: no package and no licence is denied.
 DEFAULT_DENY_PACKAGES: tuple[str, ...] = ()
 DEFAULT_DENY_LICENSES: tuple[str, ...] = ()
@@ -352,11 +351,7 @@ def _bom(ctx: Context, reader: _Reader, project: str, version: str | None) -> di
 
 
 def _verdict(passed: bool, summary: str, findings: list[dict[str, Any]], counts: dict[str, int]) -> dict[str, Any]:
-    shown = findings[:MAX_FINDINGS]
-    if len(findings) > len(shown):
-        summary += f" (the first {len(shown)} listed)"
-    return {"check": CHECK, "passed": passed, "skipped": False, "summary": summary, "findings": shown,
-            "counts": counts}
+    return verdict(CHECK, passed, summary, findings, counts)
 
 
 def _where(package: _Package) -> tuple[str | None, int | None]:
