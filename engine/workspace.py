@@ -107,8 +107,19 @@ class Workspace:
         entry points (folder None), the bundled plugins, the kernel's built-in ones. A later plugin with an
         id found earlier is used only if the earlier one's manifest replaces it (``engine.plugins.loader``)."""
         extra = [Path(p) for p in os.environ.get(ENV_PLUGIN_PATH, "").split(os.pathsep) if p]
-        return [("workspace", self.root / "plugins"), *(("path", p) for p in extra), ("entry-point", None),
-                ("bundled", bundled("plugins")), ("builtin", BUILTIN_PLUGINS)]
+        sources: list[tuple[str, Path | None]] = [
+            ("workspace", self.root / "plugins"), *(("path", p) for p in extra), ("entry-point", None),
+            ("bundled", bundled("plugins")), ("builtin", BUILTIN_PLUGINS)]
+        seen: set[Path] = set()
+        unique: list[tuple[str, Path | None]] = []
+        for origin, folder in sources:  # one folder named twice (a clone of the engine used as a workspace)
+            key = folder.resolve() if folder is not None else None
+            if key is not None and key in seen:
+                continue
+            if key is not None:
+                seen.add(key)
+            unique.append((origin, folder))
+        return unique
 
     def is_initialised(self) -> bool:
         return self.tasks.is_dir() and self.engine_dir.is_dir()

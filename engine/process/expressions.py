@@ -9,6 +9,7 @@ is a model problem, reported before any task is claimed.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from decimal import Decimal
@@ -34,14 +35,26 @@ def is_expression(text: str) -> bool:
     return text.strip().startswith("${") and text.strip().endswith("}")
 
 
+# What Camunda Modeler's Timer tab writes: an ISO 8601 duration (PT5M), date-time (2026-12-01T10:00:00Z) or
+# repeating interval (R3/PT10M), not an expression. Such a text is its own value.
+_DURATION = r"P(?!$)(?:\d+Y)?(?:\d+M)?(?:\d+W)?(?:\d+D)?(?:T(?=\d)(?:\d+H)?(?:\d+M)?(?:\d+(?:\.\d+)?S)?)?"
+_DATETIME = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?"
+ISO_8601 = re.compile(rf"^(?:{_DURATION}|{_DATETIME}|R\d*/(?:{_DATETIME}/)?{_DURATION}(?:/{_DATETIME})?)$")
+
+
 def compile_feel(text: str) -> Compiled:
     """Compile one process expression; ``FeelSyntaxError`` when it does not parse.
+
+    An ISO 8601 duration, date-time or repeating interval written as it is (``PT5M``, what the Modeler's
+    Timer tab writes) is taken as that text, not read as a FEEL name.
 
     Text that is not FEEL but uses JUEL or Python spellings of comparison and logic (``==``, ``&&``,
     ``||``, ``!``, single quotes) is compiled in its FEEL spelling, so models from Camunda 7 and
     SpiffWorkflow keep working; the error reported is the FEEL one.
     """
     body = unwrap(text)
+    if ISO_8601.match(body):
+        return lambda scope: body
     try:
         return compile_expression(body)
     except FeelSyntaxError:

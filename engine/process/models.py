@@ -141,7 +141,51 @@ class _Checker:
                         for d in node if isinstance(d.tag, str))):
                     self.add("waits for a person, a message or a signal, which engine run never delivers: "
                              "model it as a service task or a timer", self.bpmn, node)
+                self.check_runnable(node, local)
+            self.check_flows(process)
+            self.check_ids(process)
         return processes
+
+    def check_runnable(self, node: Any, local: str) -> None:
+        """What passes the XSD but cannot run as drawn: another script language, a start that waits for
+        something, a step with nowhere to go."""
+        if local == "scriptTask":
+            language = (node.get("scriptFormat") or "python").strip().lower()
+            if language not in ("python", "py", "python3"):
+                self.add(f"has scriptFormat '{node.get('scriptFormat')}': engine run executes Python scripts only",
+                         self.bpmn, node)
+        if local == "startEvent" and node.getparent() is not None \
+                and etree.QName(node.getparent()).localname == "process":
+            kinds = [etree.QName(d).localname for d in node if isinstance(d.tag, str)
+                     and etree.QName(d).localname.endswith("EventDefinition")]
+            if any(k != "timerEventDefinition" for k in kinds):
+                self.add(f"is a {kinds[0].removesuffix('EventDefinition')} start event: engine run starts every task "
+                         "at the process's none (or timer) start event", self.bpmn, node)
+        if local in FLOW_NODES and local not in ("endEvent", "boundaryEvent", "startEvent") \
+                and node.find(_q("outgoing")) is None and node.get("id"):
+            parent = node.getparent()
+            in_event_subprocess = parent is not None and parent.get("triggeredByEvent") == "true"
+            if not in_event_subprocess:
+                self.add("has no outgoing sequence flow: a task that reaches it stops without an end event "
+                         "(connect it, or end the path with an end event)", self.bpmn, node)
+
+    def check_ids(self, process: Any) -> None:
+        """SpiffWorkflow names its own steps of every process Start, End and <process id>.EndJoin: an element
+        with one of those ids silently replaces one of them (the process then cannot start, or end)."""
+        reserved = {"Start", "End", "Root", f"{process.get('id')}.EndJoin"}
+        for node in process.iter():
+            if isinstance(node.tag, str) and node.get("id") in reserved:
+                self.add(f"has the id '{node.get('id')}', which SpiffWorkflow uses for a step of its own: "
+                         "rename it (Camunda Modeler's ids such as Event_0x1y2z3 are safe)", self.bpmn, node)
+
+    def check_flows(self, process: Any) -> None:
+        """Every sequence flow connects two elements that exist (named by flow id and line)."""
+        ids = {n.get("id") for n in process.iter() if isinstance(n.tag, str) and n.get("id")}
+        for flow in process.iter(_q("sequenceFlow")):
+            for end in ("sourceRef", "targetRef"):
+                ref = flow.get(end)
+                if ref and ref not in ids:
+                    self.add(f"has {end} '{ref}', which is no element of the process", self.bpmn, flow)
 
     def check_topic(self, node: Any) -> None:
         topic = node.get(CAMUNDA + "topic")

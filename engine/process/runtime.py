@@ -431,7 +431,11 @@ class TaskRunner:
     def _outcome(self, workflow: BpmnWorkflow) -> Outcome:
         ends = [t for t in workflow.get_tasks(state=TaskState.COMPLETED)
                 if getattr(t.task_spec, "bpmn_id", None) in self.run.models.end_outcomes]
-        end = ends[-1] if ends else None
+        # several ends reached (parallel branches): the most severe outcome wins, failed over quarantine over done
+        severity = {"done": 0, "quarantine": 1, "failed": 2}
+        outcomes = self.run.models.end_outcomes
+        ranked = [(severity.get(outcomes[t.task_spec.bpmn_id], 0), i, t) for i, t in enumerate(ends)]
+        end = max(ranked, key=lambda r: (r[0], r[1]))[2] if ranked else None
         end_id = end.task_spec.bpmn_id if end is not None else None
         status = self.run.models.end_outcomes.get(end_id or "", "done")
         reason = None

@@ -342,3 +342,15 @@ def test_a_plugin_may_not_set_the_kernels_variables(ws):
     folder, report, steps = run_one(ws, {"id": "m1", "tool": "meddler"}, 1)
     assert folder == "failed" and report["tasks"][0]["end_event"] == "EndEvent_failed"
     assert "sets failures, which only the kernel sets" in report["reason"]
+
+
+def test_a_timer_written_as_the_modelers_timer_tab_writes_it(ws):
+    """`PT1S`, an ISO 8601 duration with no expression around it, is a duration, not a FEEL name."""
+    bpmn = ws / "process" / "orchestration.bpmn"
+    text = bpmn.read_text()
+    old = 'duration("PT" + string(retry.backoff) + "S")'
+    assert old in text
+    bpmn.write_text(text.replace(old, "PT0.2S"))
+    folder, report, steps = run_one(ws, {"id": "t1", "tool": "flaky", "args": {"fail_times": 1},
+                                         "retry": {"max_retries": 1, "backoff_sec": 0}}, 0)
+    assert folder == "done" and step_ids(steps).count("Event_backoff") == 1

@@ -293,3 +293,17 @@ def test_a_task_naming_a_repository_outside_the_workspace_fails_before_any_step(
     engine("run", "--drain", cwd=example_ws, check=1)  # allowed now; it is not a git repository
     report = json.loads((example_ws / ".tasks" / "failed" / "031-abs.1.jsonl.error.json").read_text())
     assert "outside the workspace" not in report["reason"] and "not a git repository" in report["reason"]
+
+
+def test_when_several_ends_are_reached_the_most_severe_outcome_wins(example_ws, data_dir):
+    import shutil
+
+    shutil.copy(data_dir / "process" / "parallel_ends.bpmn", example_ws / "process" / "orchestration.bpmn")
+    for name in files(example_ws, "inbox"):
+        (example_ws / ".tasks" / "inbox" / name).unlink()
+    put(example_ws, "001-two-ends.jsonl", {"id": "e1", "tool": "git", "repo": "example-repo"})
+    engine("run", "--drain", cwd=example_ws, check=1)
+    report = json.loads((example_ws / ".tasks" / "quarantine" / "001-two-ends.jsonl.result.json").read_text())
+    assert report["tasks"][0]["end_event"] == "End_quarantine"  # though the done branch finished last
+    ends = [e["record"]["step"] for e in ledger_entries(example_ws) if e["record"].get("step", "").startswith("End_")]
+    assert sorted(ends) == ["End_done", "End_quarantine"]  # the ledger records each end reached

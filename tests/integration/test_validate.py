@@ -127,3 +127,45 @@ def test_a_user_task_is_reported_because_nobody_would_complete_it(tmp_path):
     bpmn.write_text(close_renamed(bpmn.read_text(), "userTask"))
     proc = engine("validate", "--bpmn", bpmn, cwd=tmp_path, check=3)
     assert "userTask Task_commit_ledger 'Commit ledger': waits for a person" in proc.stdout
+
+
+def test_a_start_event_that_waits_for_a_message_is_refused(tmp_path):
+    bpmn = broken_copy(tmp_path, '<bpmn:outgoing>Flow_start_validate</bpmn:outgoing>\n    </bpmn:startEvent>',
+                       '<bpmn:outgoing>Flow_start_validate</bpmn:outgoing>\n      '
+                       '<bpmn:messageEventDefinition id="Msg_def" />\n    </bpmn:startEvent>')
+    proc = engine("validate", "--bpmn", bpmn, cwd=tmp_path, check=3)
+    assert "startEvent StartEvent_task 'Task claimed': is a message start event" in proc.stdout
+
+
+def test_a_step_with_nowhere_to_go_is_refused(tmp_path):
+    bpmn = broken_copy(tmp_path, '<bpmn:outgoing>Flow_commit_done</bpmn:outgoing>\n    </bpmn:task>',
+                       '</bpmn:task>')
+    proc = engine("validate", "--bpmn", bpmn, cwd=tmp_path, check=3)
+    assert "task Task_commit_ledger 'Commit ledger': has no outgoing sequence flow" in proc.stdout
+
+
+def test_a_flow_to_a_missing_element_is_named_with_its_line(tmp_path):
+    bpmn = broken_copy(tmp_path, 'sourceRef="Task_commit_ledger" targetRef="EndEvent_done"',
+                       'sourceRef="Task_commit_ledger" targetRef="EndEvent_gone"')
+    proc = engine("validate", "--bpmn", bpmn, cwd=tmp_path, check=3)
+    line = line_of(bpmn, 'targetRef="EndEvent_gone"')
+    assert f"{bpmn}:{line} sequenceFlow Flow_commit_done: has targetRef 'EndEvent_gone', which is no element" \
+        in proc.stdout
+
+
+def test_a_script_in_another_language_is_refused(tmp_path):
+    bpmn = broken_copy(tmp_path, '<bpmn:task id="Task_commit_ledger" name="Commit ledger">',
+                       '<bpmn:scriptTask id="Task_commit_ledger" name="Commit ledger" scriptFormat="javascript">'
+                       '<bpmn:script>var x = 1;</bpmn:script>')
+    bpmn.write_text(close_renamed(bpmn.read_text(), "scriptTask"))
+    proc = engine("validate", "--bpmn", bpmn, cwd=tmp_path, check=3)
+    assert "has scriptFormat 'javascript': engine run executes Python scripts only" in proc.stdout
+
+
+def test_an_id_spiffworkflow_uses_itself_is_refused(tmp_path):
+    bpmn = broken_copy(tmp_path, 'id="StartEvent_task"', 'id="Start"')
+    text = bpmn.read_text().replace('sourceRef="StartEvent_task"', 'sourceRef="Start"').replace(
+        'bpmnElement="StartEvent_task"', 'bpmnElement="Start"')
+    bpmn.write_text(text)
+    proc = engine("validate", "--bpmn", bpmn, cwd=tmp_path, check=3)
+    assert "startEvent Start 'Task claimed': has the id 'Start', which SpiffWorkflow uses" in proc.stdout
