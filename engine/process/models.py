@@ -239,12 +239,25 @@ class _Checker:
             for param in process.iter(CAMUNDA + "inputParameter", CAMUNDA + "outputParameter"):
                 owner = param.getparent().getparent().getparent()  # inputOutput < extensionElements < element
                 kind = f"{etree.QName(param).localname} '{param.get('name')}'"
-                if len(param):
-                    self.add(f"{kind}: only text values (a string, or ${{FEEL}}) are supported, not "
-                             f"<{etree.QName(param[0]).localname}>", self.bpmn, owner, line=param.sourceline)
-                elif is_expression(param.text or ""):
-                    self._compile(compiled, (param.text or "").strip(), kind, owner, param.sourceline)
+                self._compile_value(compiled, param, kind, owner)
         return compiled
+
+    def _compile_value(self, compiled: dict[str, Compiled], node: Any, kind: str, owner: Any) -> None:
+        """A parameter's text, or every text of its camunda:list / camunda:map, nested; a script is refused."""
+        children = [c for c in node if isinstance(c.tag, str)]
+        if not children:
+            if is_expression(node.text or ""):
+                self._compile(compiled, (node.text or "").strip(), kind, owner, node.sourceline)
+            return
+        inner = children[0]
+        local = etree.QName(inner).localname
+        if local not in ("list", "map"):
+            self.add(f"{kind}: a <{local}> value is not supported: give a string, ${{FEEL}}, a list or a map",
+                     self.bpmn, owner, line=node.sourceline)
+            return
+        for item in inner:
+            if isinstance(item.tag, str):
+                self._compile_value(compiled, item, kind, owner)
 
     def _compile(self, compiled: dict[str, Compiled], text: str, kind: str, owner: Any, line: int) -> None:
         if text in compiled:

@@ -24,7 +24,24 @@ CAMUNDA = "{" + CAMUNDA_MODEL_NS + "}"
 BPMN_MODEL_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 
 
-Mapping = list[tuple[str, str]]  # (variable name, camunda text: "${FEEL}" or a literal string)
+# A camunda:inputParameter/outputParameter value: text ("${FEEL}" or a literal string), or what the Modeler's
+# "List" and "Map" types write (camunda:list of camunda:value, camunda:map of camunda:entry key=...), nested.
+Value = str | list[Any] | dict[str, Any]
+Mapping = list[tuple[str, Value]]  # (variable name, value)
+
+
+def parameter_value(node: Any) -> Value:
+    """The value of a parameter, list value or map entry element: its text, or its list or map."""
+    children = [c for c in node if isinstance(c.tag, str)]
+    if not children:
+        return (node.text or "").strip()
+    inner = children[0]
+    local = str(inner.tag).rpartition("}")[2]
+    if local == "list":
+        return [parameter_value(v) for v in inner if isinstance(v.tag, str)]
+    if local == "map":
+        return {str(e.get("key", "")): parameter_value(e) for e in inner if isinstance(e.tag, str)}
+    return (node.text or "").strip()  # a script value: refused by the model checks
 
 
 class ExternalServiceTask(ServiceTaskMixin, BpmnSpecMixin):  # type: ignore[misc]
@@ -73,7 +90,7 @@ def io_mappings(node: Any) -> tuple[Mapping, Mapping]:
         for param in io:
             local = str(param.tag).rpartition("}")[2]
             if local in found:
-                found[local].append((str(param.get("name", "")), (param.text or "").strip()))
+                found[local].append((str(param.get("name", "")), parameter_value(param)))
     return found["inputParameter"], found["outputParameter"]
 
 

@@ -270,9 +270,14 @@ class TaskRunner:
         except Exception as e:
             raise DecisionError(f"expression {expression!r} failed on step {where}: {e}") from e
 
-    def _parameter(self, text: str, scope: Mapping[str, Any]) -> Any:
-        """A camunda:inputParameter/outputParameter: ``${FEEL}`` is evaluated, anything else is a string."""
-        return self.feel(text, scope) if is_expression(text) else text
+    def _parameter(self, value: Any, scope: Mapping[str, Any]) -> Any:
+        """A camunda:inputParameter/outputParameter: ``${FEEL}`` is evaluated, other text is a string; a
+        list or map has each of its values read the same way."""
+        if isinstance(value, list):
+            return [self._parameter(v, scope) for v in value]
+        if isinstance(value, dict):
+            return {k: self._parameter(v, scope) for k, v in value.items()}
+        return self.feel(value, scope) if is_expression(value) else value
 
     # -- the steps ------------------------------------------------------------------------------------
 

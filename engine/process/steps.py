@@ -27,9 +27,9 @@ from engine.process.models import DISPATCH_TOPIC
 # Process variables only the kernel writes: a plugin output that sets one breaks its contract.
 KERNEL_VARIABLES = frozenset({"error", "failures"})
 
-Mapping_ = list[tuple[str, str]]  # camunda:inputParameter/outputParameter: (name, text)
+Mapping_ = list[tuple[str, Any]]  # camunda:inputParameter/outputParameter: (name, text | list | map)
 PluginCall = Callable[[LoadedPlugin, str, Mapping[str, Any]], dict[str, Any]]
-Parameter = Callable[[str, Mapping[str, Any]], Any]  # evaluates a parameter text over a scope
+Parameter = Callable[[Any, Mapping[str, Any]], Any]  # evaluates a parameter value over a scope
 
 
 @dataclass(frozen=True)

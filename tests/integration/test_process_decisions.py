@@ -354,3 +354,25 @@ def test_a_timer_written_as_the_modelers_timer_tab_writes_it(ws):
     folder, report, steps = run_one(ws, {"id": "t1", "tool": "flaky", "args": {"fail_times": 1},
                                          "retry": {"max_retries": 1, "backoff_sec": 0}}, 0)
     assert folder == "done" and step_ids(steps).count("Event_backoff") == 1
+
+
+def test_input_parameters_of_type_list_and_map_as_the_modeler_writes_them(ws):
+    install_test_plugin(ws, "echo")
+    bpmn = ws / "process" / "orchestration.bpmn"
+    text = bpmn.read_text()
+    old = '<camunda:outputParameter name="exit_code">'
+    assert text.count(old) == 1
+    bpmn.write_text(text.replace(old, (
+        '<camunda:inputParameter name="options"><camunda:map>'
+        '<camunda:entry key="mode">fast</camunda:entry>'
+        '<camunda:entry key="tool">${task.tool}</camunda:entry>'
+        '<camunda:entry key="steps"><camunda:list><camunda:value>lint</camunda:value>'
+        '<camunda:value>${task.id}</camunda:value></camunda:list></camunda:entry>'
+        '</camunda:map></camunda:inputParameter>') + old))
+    engine("validate", cwd=ws, check=0)
+    folder, report, steps = run_one(ws, {"id": "io1", "tool": "echo"}, 0)
+    assert folder == "done"
+    outputs = [json.loads(x) for p in (ws / ".engine" / "runs").glob("*/outputs.jsonl")
+               for x in p.read_text().splitlines()]
+    echoed = [o["output"]["echoed"] for o in outputs if o["plugin"] == "echo"][0]
+    assert echoed == {"options": {"mode": "fast", "tool": "echo", "steps": ["lint", "io1"]}}
