@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 import functools
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,9 @@ class Models:
     decisions: dmn.DecisionModel
     end_outcomes: dict[str, str]
     expressions: dict[str, Compiled]  # FEEL text of conditions and timers -> compiled, filled at load
+    # error boundary events, by the id of the activity they are attached to: (errorCode or None for any,
+    # camunda:errorCodeVariable, camunda:errorMessageVariable)
+    error_boundaries: dict[str, list[tuple[str | None, str | None, str | None]]] = field(default_factory=dict)
 
     @property
     def hashes(self) -> dict[str, str]:
@@ -312,6 +315,19 @@ class _Checker:
             return None
 
 
+def error_boundaries(root: Any) -> dict[str, list[tuple[str | None, str | None, str | None]]]:
+    """The error boundary events of the file, by the activity they are attached to."""
+    codes = {e.get("id"): e.get("errorCode") for e in root.iter(_q("error"))}
+    found: dict[str, list[tuple[str | None, str | None, str | None]]] = {}
+    for event in root.iter(_q("boundaryEvent")):
+        for definition in event.iter(_q("errorEventDefinition")):
+            code = codes.get(definition.get("errorRef")) if definition.get("errorRef") else None
+            found.setdefault(str(event.get("attachedToRef")), []).append(
+                (code or None, definition.get(CAMUNDA + "errorCodeVariable"),
+                 definition.get(CAMUNDA + "errorMessageVariable")))
+    return found
+
+
 def load_models(bpmn: Path, dmn_path: Path, registry: Registry) -> Models:
     """Check and parse both models; ``ModelError`` lists every problem when anything is wrong."""
     checker = _Checker(bpmn, dmn_path, registry)
@@ -320,6 +336,7 @@ def load_models(bpmn: Path, dmn_path: Path, registry: Registry) -> Models:
     decisions = checker.check_dmn()
     checker.check_decision_refs(processes, decisions)
     outcomes = checker.end_outcomes(processes)
+    boundaries = error_boundaries(tree.getroot()) if tree is not None else {}
     expressions = checker.compile_expressions(processes)
     executable = [p for p in processes if p.get("isExecutable") == "true"]
     if tree is not None and len(executable) != 1:
@@ -346,7 +363,7 @@ def load_models(bpmn: Path, dmn_path: Path, registry: Registry) -> Models:
         bpmn_hash=hashlib.sha256(bpmn.read_bytes()).hexdigest(),
         dmn_hash=hashlib.sha256(dmn_path.read_bytes()).hexdigest(),
         process_id=str(executable[0].get("id")), spec=spec, subprocess_specs=subprocesses or {},
-        decisions=decisions, end_outcomes=outcomes, expressions=expressions,
+        decisions=decisions, end_outcomes=outcomes, expressions=expressions, error_boundaries=boundaries,
     )
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
+from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import ErrorEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import SpiffWorkflowException, WorkflowException
@@ -301,6 +302,7 @@ class TaskRunner:
             self.last_error = result.record["reason"]
             self.log.warning("plugin_failed", plugin=result.plugin, operation=result.operation,
                              error=result.record["reason"], **result.record["error"])
+            self._throw(task, step, result)
         elif result.output is not None:
             self._record_output(step.id, result)
             if isinstance(result.output.get("gate"), Mapping):
@@ -310,6 +312,22 @@ class TaskRunner:
                                   "plugin": result.plugin, "operation": result.operation,
                                   "plan": result.output["plan"]})
         self._apply(task, result)
+
+    def _throw(self, task: Any, step: Step, result: StepResult) -> None:
+        """A plugin's business error (a code its spec declares) is also a BPMN error: an error boundary event
+        on the step with that errorCode (or with none) catches it, with its camunda:errorCodeVariable and
+        errorMessageVariable set. Technical failures are not thrown: ``error`` and the retry route stay."""
+        error = result.record.get("error") or {}
+        code = error.get("code")
+        if error.get("kind") != "business" or not code:
+            return
+        for catches, code_var, message_var in self.run.models.error_boundaries.get(step.id, []):
+            if catches in (None, code):
+                if code_var:
+                    task.data[code_var] = code
+                if message_var:
+                    task.data[message_var] = result.record.get("reason")
+        ErrorEventDefinition(str(code), code=str(code)).throw(task)  # caught by a waiting boundary event, if any
 
     def decision(self, task: Any, decision_ref: str, result_variable: str) -> None:
         step = _step(task.task_spec)

@@ -307,3 +307,29 @@ def test_when_several_ends_are_reached_the_most_severe_outcome_wins(example_ws, 
     assert report["tasks"][0]["end_event"] == "End_quarantine"  # though the done branch finished last
     ends = [e["record"]["step"] for e in ledger_entries(example_ws) if e["record"].get("step", "").startswith("End_")]
     assert sorted(ends) == ["End_done", "End_quarantine"]  # the ledger records each end reached
+
+
+def test_a_plugins_business_error_is_caught_by_an_error_boundary_event(example_ws, data_dir):
+    """A declared error code is thrown as a BPMN error: the boundary event with that errorCode catches it,
+    its code and message variables are set, and the normal flow is not taken. A technical failure is not
+    thrown: it stays the `error` variable."""
+    import shutil
+
+    install_test_plugin(example_ws, "faulty")
+    shutil.copy(data_dir / "process" / "error_boundary.bpmn", example_ws / "process" / "orchestration.bpmn")
+    for name in files(example_ws, "inbox"):
+        (example_ws / ".tasks" / "inbox" / name).unlink()
+    put(example_ws, "001-business.jsonl", {"id": "b1", "tool": "faulty", "repo": "example-repo",
+                                           "args": {"operation": "business"}})
+    put(example_ws, "002-technical.jsonl", {"id": "b2", "tool": "faulty", "repo": "example-repo",
+                                            "args": {"operation": "sysexit"}})
+    engine("validate", cwd=example_ws, check=0)
+    engine("run", "--drain", cwd=example_ws, check=1)
+    report = json.loads((example_ws / ".tasks" / "quarantine" / "001-business.jsonl.result.json").read_text())
+    assert report["tasks"][0]["end_event"] == "End_conflict"  # caught, variables set, routed on them
+    steps = [e["record"]["step"] for e in ledger_entries(example_ws) if e["record"].get("task_id") == "b1"
+             and e["record"]["kind"] == "step"]
+    assert "Boundary_conflict" in steps and "End_ok" not in steps
+    technical = [e["record"]["step"] for e in ledger_entries(example_ws) if e["record"].get("task_id") == "b2"
+                 and e["record"]["kind"] == "step"]
+    assert "Boundary_conflict" not in technical and "End_ok" in technical
