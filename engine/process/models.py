@@ -85,7 +85,7 @@ def _q(local: str, ns: str = BPMN_NS) -> str:
 
 def _describe(node: Any) -> str:
     kind = etree.QName(node).localname
-    name = node.get("name")
+    name = " ".join((node.get("name") or "").split())  # a name wrapped in the Modeler: one line here
     ident = node.get("id") or "(no id)"
     return f"{kind} {ident}" + (f" '{name}'" if name else "")
 

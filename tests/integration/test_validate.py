@@ -169,3 +169,11 @@ def test_an_id_spiffworkflow_uses_itself_is_refused(tmp_path):
     bpmn.write_text(text)
     proc = engine("validate", "--bpmn", bpmn, cwd=tmp_path, check=3)
     assert "startEvent Start 'Task claimed': has the id 'Start', which SpiffWorkflow uses" in proc.stdout
+
+
+def test_a_name_with_line_breaks_stays_on_one_line(tmp_path):
+    bpmn = broken_copy(tmp_path, 'name="Commit ledger">\n      <bpmn:incoming>Flow_record_ledger</bpmn:incoming>\n'
+                                 '      <bpmn:outgoing>Flow_commit_done</bpmn:outgoing>',
+                       'name="Commit&#10;ledger">\n      <bpmn:incoming>Flow_record_ledger</bpmn:incoming>')
+    proc = engine("validate", "--bpmn", bpmn, cwd=tmp_path, check=3)
+    assert "task Task_commit_ledger 'Commit ledger': has no outgoing sequence flow" in proc.stdout
