@@ -86,3 +86,26 @@ def install_test_plugin(ws, name, tool=None):
     """Copy tests/data/plugins/<name> into the workspace and route `tool` (default: name) to it."""
     copy_plugin(name, ws)
     add_selection_rule(ws / "process" / "decisions.dmn", tool or name, name)
+
+
+def git(repo, *args):
+    """Run git in ``repo`` (an identity given, so commits work anywhere); returns its stdout."""
+    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *map(str, args)], cwd=repo,
+                          check=True, capture_output=True, text=True).stdout
+
+
+def tree_snapshot(root):
+    """Every file, folder and symlink under ``root`` (``.git`` and untracked files included), by content:
+    equal snapshots mean nothing there changed, byte for byte."""
+    import hashlib
+
+    out = {}
+    for path in sorted(Path(root).rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if path.is_symlink():
+            out[rel] = "link:" + os.readlink(path)
+        elif path.is_file():
+            out[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+        else:
+            out[rel] = "folder"
+    return out

@@ -3,11 +3,9 @@ worker pool and dispatch. The tools themselves cannot exist here: a stand-in exe
 first on the workers' PATH, checks the command line it is given, records the call and edits files the
 way the real tool would."""
 
-import hashlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -22,6 +20,8 @@ from engine.plugins.dispatch import Dispatcher
 from engine.plugins.loader import Registry
 from engine.plugins.pool import WorkerPool
 from engine.sdk import Context, run_tool
+from tests.conftest import git
+from tests.conftest import tree_snapshot as snapshot
 
 REGISTRY = Registry.discover([bundled("plugins")])
 PLUGINS = {"aider": "aider-executor", "claude": "claude-executor", "codex": "codex-executor"}
@@ -72,23 +72,8 @@ for f in files:
 '''
 
 
-def git(repo, *args):
-    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=repo, check=True,
-                          capture_output=True, text=True).stdout
 
 
-def snapshot(root: Path) -> dict[str, str]:
-    """Every file, folder and symlink under ``root`` (``.git`` included), with its content's hash."""
-    out = {}
-    for path in sorted(root.rglob("*")):
-        rel = path.relative_to(root).as_posix()
-        if path.is_symlink():
-            out[rel] = "link:" + os.readlink(path)
-        elif path.is_file():
-            out[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
-        else:
-            out[rel] = "folder"
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,6 @@
 """file-writer against a real repository, through the real loader, a worker process and dispatch: the plan
 is exactly what the apply does, and no path leads it out of the worktree."""
 
-import hashlib
-import os
 import subprocess
 from datetime import UTC, datetime
 
@@ -14,6 +12,7 @@ from engine.errors import ContractViolation, PluginError
 from engine.plugins.dispatch import dispatch
 from engine.plugins.loader import Registry
 from engine.sdk import Context
+from tests.conftest import tree_snapshot as snapshot
 
 PLUGIN = Registry.discover([bundled("plugins")]).get("file-writer")
 
@@ -23,18 +22,6 @@ def git(repo, *args):
                           capture_output=True, text=True).stdout
 
 
-def snapshot(root):
-    """Every file, folder and symlink under ``root`` (``.git`` included), with its content's hash."""
-    out = {}
-    for path in sorted(root.rglob("*")):
-        rel = path.relative_to(root).as_posix()
-        if path.is_symlink():
-            out[rel] = "link:" + os.readlink(path)
-        elif path.is_file():
-            out[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
-        else:
-            out[rel] = "folder"
-    return out
 
 
 @pytest.fixture

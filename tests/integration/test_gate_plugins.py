@@ -4,7 +4,6 @@ loader, worker pool and dispatch: real ruff, real pytest, real cyclonedx-python-
 exist here: a stand-in ``pwsh`` put first on the workers' PATH answers the way the plugin's Pester script
 would, and the plugin's verdict when ``pwsh`` is missing is tested too."""
 
-import hashlib
 import json
 import os
 import shutil
@@ -23,6 +22,8 @@ from engine.plugins.dispatch import Dispatcher
 from engine.plugins.loader import Registry
 from engine.plugins.pool import WorkerPool
 from engine.sdk import Context
+from tests.conftest import git
+from tests.conftest import tree_snapshot as fingerprint
 
 REGISTRY = Registry.discover([bundled("plugins")])
 CHECKS = ["ruff-checker", "pytest-runner", "pester-runner", "contract-validator", "sbom-generator"]
@@ -69,23 +70,8 @@ print("ENGINE-PESTER " + json.dumps({
 '''
 
 
-def git(repo, *args):
-    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=repo, check=True,
-                          capture_output=True, text=True).stdout
 
 
-def fingerprint(root: Path) -> dict[str, str]:
-    """Every file, folder and symlink under ``root`` (``.git`` and untracked files included), by content."""
-    out = {}
-    for path in sorted(root.rglob("*")):
-        rel = path.relative_to(root).as_posix()
-        if path.is_symlink():
-            out[rel] = "link:" + os.readlink(path)
-        elif path.is_file():
-            out[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
-        else:
-            out[rel] = "folder"
-    return out
 
 
 def status(repo):
