@@ -1,7 +1,6 @@
 """file-writer against a real repository, through the real loader, a worker process and dispatch: the plan
 is exactly what the apply does, and no path leads it out of the worktree."""
 
-import subprocess
 from datetime import UTC, datetime
 
 import pytest
@@ -12,14 +11,12 @@ from engine.errors import ContractViolation, PluginError
 from engine.plugins.dispatch import dispatch
 from engine.plugins.loader import Registry
 from engine.sdk import Context
+from tests.conftest import git
 from tests.conftest import tree_snapshot as snapshot
 
 PLUGIN = Registry.discover([bundled("plugins")]).get("file-writer")
 
 
-def git(repo, *args):
-    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=repo, check=True,
-                          capture_output=True, text=True).stdout
 
 
 

@@ -14,6 +14,7 @@ from engine.plugins.dispatch import Dispatcher, dispatch
 from engine.plugins.loader import Registry
 from engine.plugins.pool import WorkerPool
 from engine.sdk import Context
+from tests.conftest import git
 
 REGISTRY = Registry.discover([bundled("plugins")])
 
@@ -22,9 +23,6 @@ def ctx(workdir, whatif=False):
     return Context("run-1", "t1", datetime(2026, 1, 1, tzinfo=UTC), 7, whatif, workdir, structlog.get_logger())
 
 
-def git(repo, *args):
-    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=repo, check=True,
-                   capture_output=True)
 
 
 @pytest.fixture

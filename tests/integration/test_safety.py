@@ -1,6 +1,5 @@
 """The safety engine on real git repositories: checkpoints, worktrees, circuit breakers, the journal."""
 
-import subprocess
 from datetime import UTC, datetime
 
 import pytest
@@ -9,11 +8,7 @@ from engine.clock import FixedClock
 from engine.safety import checkpoints, worktrees
 from engine.safety.breaker import CLOSED, HALF_OPEN, OPEN, Breakers, Thresholds
 from engine.safety.journal import Journal
-
-
-def git(repo, *args):
-    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=repo, check=True,
-                          capture_output=True, text=True).stdout
+from tests.conftest import git
 
 
 @pytest.fixture

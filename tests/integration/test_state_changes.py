@@ -15,7 +15,7 @@ from lxml import etree
 from engine.clock import FixedClock
 from engine.safety.checkpoints import fingerprint
 from engine.testing import KernelHarness
-from tests.conftest import DATA, copy_plugin, engine
+from tests.conftest import DATA, copy_plugin, engine, git
 from tests.integration.test_run import files, ledger_entries, put
 
 AIDER = r'''#!/usr/bin/env python3
@@ -38,9 +38,6 @@ if "fail" in prompt:
 '''
 
 
-def git(repo, *args):
-    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=repo, check=True,
-                          capture_output=True, text=True).stdout
 
 
 def whole(repo: Path) -> dict[str, str]:
