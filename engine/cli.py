@@ -26,7 +26,7 @@ from rich.measure import Measurement
 from rich.table import Table
 
 from engine import __version__
-from engine.errors import EngineError, ExitCode, UsageError
+from engine.errors import EngineError, ExitCode, ModelError, Problem, UsageError
 from engine.redact import redact
 from engine.redact import structlog_processor as redact_event
 from engine.telemetry import Telemetry
@@ -227,16 +227,21 @@ def _alive(worker: dict[str, Any]) -> bool:
 @cli.command()
 @click.option("--bpmn", type=click.Path(dir_okay=False, path_type=Path), help="BPMN file (default: the workspace's).")
 @click.option("--dmn", type=click.Path(dir_okay=False, path_type=Path), help="DMN file (default: the workspace's).")
+@click.option("--strict", is_flag=True, help="Fail (exit 3) on warnings too: names no step sets, exclusive gateways "
+                                             "that may find no way out.")
 @click.pass_context
-def validate(ctx: click.Context, bpmn: Path | None, dmn: Path | None) -> int:
+def validate(ctx: click.Context, bpmn: Path | None, dmn: Path | None, strict: bool) -> int:
     """Check the models: XML, XSD, diagram interchange, plugin topics, decision references, DMN cells.
 
-    With only --dmn, the DMN file is checked on its own.
+    Models that pass are linted: warnings name what may not run as meant. With only --dmn, the DMN file
+    is checked on its own.
     """
     from engine.kernel import load_registry
-    from engine.process import check_decisions, check_models
+    from engine.process import check_decisions, load_models
+    from engine.process.lint import lint_models
 
     ws = _workspace(ctx, required=False)
+    warnings: list[Problem] = []
     if dmn is not None and bpmn is None:
         problems, checked = check_decisions(dmn), f"{dmn}"
     else:
@@ -244,13 +249,24 @@ def validate(ctx: click.Context, bpmn: Path | None, dmn: Path | None) -> int:
         registry = load_registry(ws)
         for replacement in registry.replacements:
             out.print(replacement.describe(ws.root), markup=False)
-        problems, checked = check_models(bpmn, dmn, registry), f"{bpmn} and {dmn}"
+        checked = f"{bpmn} and {dmn}"
+        try:
+            models = load_models(bpmn, dmn, registry)
+        except ModelError as e:
+            problems = e.problems
+        else:
+            problems, warnings = [], lint_models(models, registry)
     for p in problems:
         out.print(str(p), markup=False)
     if problems:
         err.print(f"{len(problems)} problem(s) in {checked}", markup=False)
         return ExitCode.MODEL_INVALID
-    out.print(f"models ok: {checked}", markup=False)
+    for w in warnings:
+        out.print(f"warning: {w}", markup=False)
+    if warnings and strict:
+        err.print(f"{len(warnings)} warning(s) in {checked} (--strict)", markup=False)
+        return ExitCode.MODEL_INVALID
+    out.print(f"models ok: {checked}" + (f" ({len(warnings)} warning(s))" if warnings else ""), markup=False)
     return ExitCode.OK
 
 

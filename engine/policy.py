@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import re
 import threading
 from collections.abc import Mapping
@@ -263,49 +264,79 @@ _QUERY = "s := data.engine.security.deny; c := data.engine.compliance.deny; k :=
 
 class _Embedded:
     """regorus in this process: the policies are parsed once, each check sets the input and runs one
-    query (the secrets found and the denials share their work)."""
+    query (the secrets found and the denials share their work). A regorus engine may only be used, and
+    freed, by the thread that made it, and the steps of parallel branches check from their own threads:
+    the engine lives in a (daemon) thread of its own, which runs every evaluation."""
 
     name = "embedded"
 
     def __init__(self, sources: list[_Source], data: dict[str, Any]) -> None:
-        import regorus
-
-        self._engine = regorus.Engine()
-        self._engine.set_rego_v0(False)
-        self._lock = threading.Lock()
-        problems = []
-        for source in sources:
-            try:
-                self._engine.add_policy(source.path.name, source.text)
-            except RuntimeError as e:
-                problems.append(_problem_from(str(e), sources))
-        if not problems:
-            self._engine.add_data_json(json.dumps(data))
-            try:  # compile errors (unsafe variables, unknown functions) surface on a first evaluation
-                self.evaluate("{}")
-            except DecisionError as e:
-                problems.append(_problem_from(str(e.subject.get("detail", e.message)), sources))
+        self._requests: queue.Queue[tuple[str, queue.Queue[Any]] | None] = queue.Queue()
+        loaded: queue.Queue[Any] = queue.Queue()
+        threading.Thread(target=self._serve, args=(sources, data, loaded), name="engine-rego", daemon=True).start()
+        problems = loaded.get()
         if problems:
+            self.close()
             where = sources[0].path.parent
             raise ModelError(f"{where}: {len(problems)} policy file(s) do not load", problems=problems,
                              file=str(where))
 
-    def evaluate(self, document: str) -> tuple[Any, Any, Any]:
-        with self._lock:
+    def _serve(self, sources: list[_Source], data: dict[str, Any], loaded: queue.Queue[Any]) -> None:
+        """The engine's thread: load the policies, then answer evaluations until closed."""
+        import regorus
+
+        engine = regorus.Engine()
+        engine.set_rego_v0(False)
+        problems = []
+        for source in sources:
             try:
-                self._engine.set_input_json(document)
-                answer = json.loads(self._engine.eval_query_as_json(_QUERY))
+                engine.add_policy(source.path.name, source.text)
             except RuntimeError as e:
-                detail = str(e).split("Stack backtrace")[0].strip()
-                raise DecisionError(f"the policies could not be evaluated: {_problem_from(detail, [])}",
-                                    policy="engine", detail=detail) from e
-        rows = answer.get("result") or []
-        if not rows:
-            raise DecisionError("the policies gave no result: data.engine.security.deny, "
-                                "data.engine.compliance.deny and data.engine.security.secrets must be defined",
-                                policy="engine")
-        bindings = rows[0].get("bindings", {})
-        return bindings.get("s"), bindings.get("c"), bindings.get("k")
+                problems.append(_problem_from(str(e), sources))
+        if not problems:
+            engine.add_data_json(json.dumps(data))
+            try:  # compile errors (unsafe variables, unknown functions) surface on a first evaluation
+                _evaluate(engine, "{}")
+            except DecisionError as e:
+                problems.append(_problem_from(str(e.subject.get("detail", e.message)), sources))
+        loaded.put(problems)
+        while not problems:
+            request = self._requests.get()
+            if request is None:
+                break
+            document, reply = request
+            try:
+                reply.put((True, _evaluate(engine, document)))
+            except BaseException as e:  # raised in the caller's thread
+                reply.put((False, e))
+
+    def evaluate(self, document: str) -> tuple[Any, Any, Any]:
+        reply: queue.Queue[Any] = queue.Queue(maxsize=1)
+        self._requests.put((document, reply))
+        ok, answer = reply.get()
+        if not ok:
+            raise answer
+        return answer  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        self._requests.put(None)
+
+
+def _evaluate(engine: Any, document: str) -> tuple[Any, Any, Any]:
+    try:
+        engine.set_input_json(document)
+        answer = json.loads(engine.eval_query_as_json(_QUERY))
+    except RuntimeError as e:
+        detail = str(e).split("Stack backtrace")[0].strip()
+        raise DecisionError(f"the policies could not be evaluated: {_problem_from(detail, [])}",
+                            policy="engine", detail=detail) from e
+    rows = answer.get("result") or []
+    if not rows:
+        raise DecisionError("the policies gave no result: data.engine.security.deny, "
+                            "data.engine.compliance.deny and data.engine.security.secrets must be defined",
+                            policy="engine")
+    bindings = rows[0].get("bindings", {})
+    return bindings.get("s"), bindings.get("c"), bindings.get("k")
 
 
 # -- an OPA server ------------------------------------------------------------------------------------

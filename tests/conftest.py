@@ -88,6 +88,14 @@ def install_test_plugin(ws, name, tool=None):
     add_selection_rule(ws / "process" / "decisions.dmn", tool or name, name)
 
 
+def line_of(path, needle):
+    """The number of the first line of ``path`` that contains ``needle``."""
+    for number, line in enumerate(Path(path).read_text().splitlines(), start=1):
+        if needle in line:
+            return number
+    raise AssertionError(f"{needle!r} not in {path}")
+
+
 def git(repo, *args):
     """Run git in ``repo`` (an identity given, so commits work anywhere); returns its stdout."""
     return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *map(str, args)], cwd=repo,

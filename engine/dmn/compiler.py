@@ -116,8 +116,10 @@ def _bound_names(node: s.Node) -> frozenset[str]:
     return frozenset(out)
 
 
-def free_names(node: s.Node, bound: frozenset[str] = frozenset()) -> set[str]:
-    """The variables an expression reads, as dotted paths (``task.retry.max_retries``)."""
+def free_names(node: s.Node, bound: frozenset[str] = frozenset(), *, filter_conditions: bool = True) -> set[str]:
+    """The variables an expression reads, as dotted paths (``task.retry.max_retries``). Without
+    ``filter_conditions``, the conditions of filters (``files[size > limit]``) are not read: a name
+    there may be a field of the items as well as a variable."""
     out: set[str] = set()
 
     def path_of(n: s.Node) -> str | None:
@@ -145,7 +147,8 @@ def free_names(node: s.Node, bound: frozenset[str] = frozenset()) -> set[str]:
             return
         if isinstance(n, s.Filter):
             walk(n.base, bound)
-            walk(n.condition, bound | {"item"})
+            if filter_conditions:
+                walk(n.condition, bound | {"item"})
             return
         if isinstance(n, s.ContextExpr):
             inner = bound

@@ -11,7 +11,8 @@ that matches the ``output_schema``. It returns the output or raises:
   ``kind="technical"``: the plugin's own technical error (its ``retryable`` kept), or the kernel's
   finding, with a code of its own: ``engine.timeout``, ``engine.crashed``,
   ``engine.protocol``, ``engine.import``, ``engine.exception`` (anything else the plugin raised);
-- ``CallInterrupted`` when the engine is stopping and the call was abandoned.
+- ``CallInterrupted`` when the engine is stopping and the call was abandoned (after the pool's grace), or
+  at once when ``interrupt()`` turns true (the process cancelled the step: an interrupting timer).
 
 A call's deadline is the smallest of the task's ``timeout_sec``, the operation's timeout (else the
 plugin's ``timeout_sec``) and the bound for the plugin's category in ``policies/performance.yml``.
@@ -66,7 +67,7 @@ class Dispatcher:
 
     def call(self, plugin: LoadedPlugin, operation: str | None, ctx: Context, data: Mapping[str, Any], *,
              task_timeout: float | None = None, cancelled: Callable[[], bool] = lambda: False,
-             traceparent: str | None = None) -> dict[str, Any]:
+             traceparent: str | None = None, interrupt: Callable[[], bool] = lambda: False) -> dict[str, Any]:
         op_name = operation or plugin.spec.first_operation
         subject: dict[str, Any] = {"plugin": plugin.id, "operation": op_name}
         if op_name not in plugin.spec.operations:
@@ -81,7 +82,7 @@ class Dispatcher:
             result = self._inprocess(plugin, op_name, ctx, data, subject)
         else:
             timeout = timeout_for(plugin, op_name, task_timeout, self.performance)
-            result = self._isolated(plugin, op_name, ctx, data, timeout, cancelled, traceparent, subject)
+            result = self._isolated(plugin, op_name, ctx, data, timeout, cancelled, traceparent, subject, interrupt)
         return _checked_output(plugin, op_name, result, op.output_schema, subject)
 
     def _inprocess(self, plugin: LoadedPlugin, op_name: str, ctx: Context, data: Mapping[str, Any],
@@ -100,7 +101,8 @@ class Dispatcher:
                               code="engine.exception", **subject) from e
 
     def _isolated(self, plugin: LoadedPlugin, op_name: str, ctx: Context, data: Mapping[str, Any], timeout: float,
-                  cancelled: Callable[[], bool], traceparent: str | None, subject: dict[str, Any]) -> Any:
+                  cancelled: Callable[[], bool], traceparent: str | None, subject: dict[str, Any],
+                  interrupt: Callable[[], bool] = lambda: False) -> Any:
         request = {"call": 1, "plugin": plugin.id, "operation": op_name, "data": dict(data),
                    "traceparent": traceparent,
                    "context": {"run_id": ctx.run_id, "task_id": ctx.task_id, "now": ctx.now.isoformat(),
@@ -108,7 +110,7 @@ class Dispatcher:
                                "workspace": str(ctx.workspace) if ctx.workspace else None}}
         try:
             answer, stdout, stderr = self.pool.call(WorkerSpec.of(plugin), request, timeout=timeout,
-                                                    cancelled=cancelled)
+                                                    cancelled=cancelled, interrupt=interrupt)
         except WorkerFault as e:
             what = f"plugin {plugin.id}.{op_name}"
             if e.cause == "timeout":

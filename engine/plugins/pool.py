@@ -129,8 +129,12 @@ class Worker:
         return True
 
     def exchange(self, request: dict[str, Any] | None, deadline: float, clock: Clock,
-                 cancelled: Callable[[], bool], stop_grace: float) -> dict[str, Any]:
-        """Send ``request`` (None: just wait for the hello) and return the worker's next message."""
+                 cancelled: Callable[[], bool], stop_grace: float,
+                 interrupt: Callable[[], bool] = lambda: False) -> dict[str, Any]:
+        """Send ``request`` (None: just wait for the hello) and return the worker's next message.
+
+        ``cancelled`` (the engine is stopping) gives the call ``stop_grace`` more seconds; ``interrupt``
+        (the process no longer wants the result: an interrupting timer fired) ends it at once."""
         pending = memoryview(encode(request)) if request is not None else memoryview(b"")
         sel = self.selector
         if pending:  # most requests fit in the pipe: write at once, wait for room only when needed
@@ -146,6 +150,8 @@ class Worker:
             stop_at: float | None = None
             while True:
                 now = clock.monotonic()
+                if interrupt():
+                    raise CallInterrupted()
                 if stop_at is None and cancelled():
                     stop_at = now + stop_grace
                 if stop_at is not None and now >= stop_at and stop_at < deadline:
@@ -341,14 +347,17 @@ class WorkerPool:
             worker.stop(self.kill_grace)
 
     def call(self, spec: WorkerSpec, request: dict[str, Any], *, timeout: float,
-             cancelled: Callable[[], bool] = lambda: False) -> tuple[dict[str, Any], list[str], list[str]]:
-        """Run one call in a worker of ``spec``: (the worker's answer, its stdout lines, its stderr lines)."""
+             cancelled: Callable[[], bool] = lambda: False,
+             interrupt: Callable[[], bool] = lambda: False) -> tuple[dict[str, Any], list[str], list[str]]:
+        """Run one call in a worker of ``spec``: (the worker's answer, its stdout lines, its stderr lines).
+
+        An interrupted call (``CallInterrupted``) stops its worker: a new one takes the next call."""
         deadline = self.clock.monotonic() + timeout
-        worker = self._acquire(spec, deadline, cancelled)
+        worker = self._acquire(spec, deadline, lambda: cancelled() or interrupt())
         keep = False
         try:
             worker.calls += 1
-            answer = worker.exchange(request, deadline, self.clock, cancelled, self.stop_grace)
+            answer = worker.exchange(request, deadline, self.clock, cancelled, self.stop_grace, interrupt)
             keep = True
             out, err = worker.drain_output()
             return answer, out, err

@@ -27,6 +27,7 @@ from engine.errors import ModelError, Problem
 from engine.plugins.loader import Registry
 from engine.process.expressions import Compiled, FeelSyntaxError, compile_feel, is_expression
 from engine.process.parser import CAMUNDA, EngineParser
+from engine.process.timers import on_clock
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 BPMNDI_NS = "http://www.omg.org/spec/BPMN/20100524/DI"
@@ -59,6 +60,7 @@ class Models:
     # error boundary events, by the id of the activity they are attached to: (errorCode or None for any,
     # camunda:errorCodeVariable, camunda:errorMessageVariable)
     error_boundaries: dict[str, list[tuple[str | None, str | None, str | None]]] = field(default_factory=dict)
+    called_files: tuple[Path, ...] = ()  # the other .bpmn files whose processes call activities reach
 
     @property
     def hashes(self) -> dict[str, str]:
@@ -139,9 +141,10 @@ class _Checker:
                              self.bpmn, node)
                 if local == "serviceTask":
                     self.check_topic(node)
-                if local in WAITS_FOREVER or (local in ("intermediateCatchEvent", "receiveTask") and any(
-                        etree.QName(d).localname in ("messageEventDefinition", "signalEventDefinition")
-                        for d in node if isinstance(d.tag, str))):
+                waits = local in ("intermediateCatchEvent", "receiveTask", "boundaryEvent") and any(
+                    etree.QName(d).localname in ("messageEventDefinition", "signalEventDefinition")
+                    for d in node if isinstance(d.tag, str))
+                if local in WAITS_FOREVER or waits:
                     self.add("waits for a person, a message or a signal, which engine run never delivers: "
                              "model it as a service task or a timer", self.bpmn, node)
                 self.check_runnable(node, local)
@@ -151,7 +154,21 @@ class _Checker:
 
     def check_runnable(self, node: Any, local: str) -> None:
         """What passes the XSD but cannot run as drawn: another script language, a start that waits for
-        something, a step with nowhere to go."""
+        something, a step with nowhere to go, Camunda's Java-engine features (listeners, job retries)."""
+        if local == "complexGateway":
+            self.add("is a complex gateway, which engine run cannot run: use an inclusive gateway with a "
+                     "condition on each outgoing flow", self.bpmn, node)
+        for extension in node.findall(_q("extensionElements")):
+            for item in extension:
+                kind = etree.QName(item).localname if isinstance(item.tag, str) else ""
+                if kind in ("executionListener", "taskListener"):
+                    self.add(f"has a camunda:{kind}: engine run runs no listeners (Java classes, expressions or "
+                             "scripts): make it a step of its own (a service or script task)", self.bpmn, node,
+                             line=item.sourceline)
+                elif kind == "failedJobRetryTimeCycle":
+                    self.add("has camunda:failedJobRetryTimeCycle: engine run retries a failed plugin call as the "
+                             "retry_policy decision says, not by job retries: remove it", self.bpmn, node,
+                             line=item.sourceline)
         if local == "scriptTask":
             language = (node.get("scriptFormat") or "python").strip().lower()
             if language not in ("python", "py", "python3"):
@@ -328,42 +345,117 @@ def error_boundaries(root: Any) -> dict[str, list[tuple[str | None, str | None, 
     return found
 
 
+def _defined(root: Any) -> set[str]:
+    return {str(p.get("id")) for p in root.findall(_q("process"))}
+
+
+def _process_index(bpmn: Path) -> dict[str, Path]:
+    """Which other .bpmn file beside ``bpmn`` defines each process id (files that do not parse: none)."""
+    index: dict[str, Path] = {}
+    for path in sorted(bpmn.parent.glob("*.bpmn")):
+        if path.resolve() == bpmn.resolve():
+            continue
+        try:
+            root = etree.parse(str(path), etree.XMLParser(resolve_entities=False)).getroot()
+        except (OSError, etree.XMLSyntaxError):
+            continue
+        for process_id in _defined(root):
+            index.setdefault(process_id, path)
+    return index
+
+
+def _called(root: Any) -> set[str]:
+    return {str(c.get("calledElement")) for c in root.iter(_q("callActivity")) if c.get("calledElement")}
+
+
+def check_calls(checker: _Checker, files: dict[Path, Any]) -> None:
+    """Every call activity names a process that one of the model files defines."""
+    defined = {str(p.get("id")) for tree in files.values() for p in tree.getroot().findall(_q("process"))}
+    for path, tree in files.items():
+        for node in tree.getroot().iter(_q("callActivity")):
+            ref = node.get("calledElement")
+            if not ref:
+                checker.add("has no calledElement: name the id of a process in a .bpmn file of the process "
+                            "folder", path, node)
+            elif ref not in defined:
+                close = difflib.get_close_matches(ref, sorted(defined), n=1)
+                hint = f" Did you mean '{close[0]}'?" if close else f" Processes: {', '.join(sorted(defined))}."
+                checker.add(f"calls process '{ref}', which no .bpmn file of {path.parent} defines.{hint}", path,
+                            node)
+
+
 def load_models(bpmn: Path, dmn_path: Path, registry: Registry) -> Models:
-    """Check and parse both models; ``ModelError`` lists every problem when anything is wrong."""
+    """Check and parse both models; ``ModelError`` lists every problem when anything is wrong.
+
+    The other ``.bpmn`` files beside ``bpmn`` (the workspace's ``process/`` folder) are models too: their
+    processes can be called by call activities, and they are checked the same way."""
     checker = _Checker(bpmn, dmn_path, registry)
     tree = checker.parse_xml(bpmn)
     processes = checker.check_bpmn(tree) if tree is not None else []
     decisions = checker.check_dmn()
     checker.check_decision_refs(processes, decisions)
-    outcomes = checker.end_outcomes(processes)
     boundaries = error_boundaries(tree.getroot()) if tree is not None else {}
     expressions = checker.compile_expressions(processes)
-    executable = [p for p in processes if p.get("isExecutable") == "true"]
+    files: dict[Path, Any] = {bpmn: tree} if tree is not None else {}
+    # the processes call activities reach, in the other .bpmn files beside this one, transitively; those
+    # files are checked like this one (files nothing calls are not models of this workspace's process)
+    index = _process_index(bpmn)
+    wanted = sorted(_called(tree.getroot()) - _defined(tree.getroot())) if tree is not None else []
+    while wanted:
+        other = index.get(wanted.pop())
+        if other is None or other in files:
+            continue
+        side = _Checker(other, dmn_path, registry)
+        other_tree = side.parse_xml(other)
+        if other_tree is not None:
+            other_processes = side.check_bpmn(other_tree)
+            side.check_decision_refs(other_processes, decisions)
+            expressions.update(side.compile_expressions(other_processes))
+            for activity, catches in error_boundaries(other_tree.getroot()).items():
+                boundaries.setdefault(activity, []).extend(catches)
+            files[other] = other_tree
+            wanted += sorted(_called(other_tree.getroot()) - set().union(*(_defined(t.getroot())
+                                                                           for t in files.values())))
+        checker.problems.extend(side.problems)
+    check_calls(checker, files)
+    called = set().union(*(_called(t.getroot()) for t in files.values())) if files else set()
+    # the task's process: the executable one nothing calls (a second, called process may share the file)
+    executable = [p for p in processes if p.get("isExecutable") == "true" and p.get("id") not in called]
+    outcomes = checker.end_outcomes(executable or processes)
     if tree is not None and len(executable) != 1:
-        checker.add(f"must hold exactly one process with isExecutable=\"true\"; found {len(executable)}", bpmn,
-                    line=tree.getroot().sourceline)
+        checker.add(f"must hold exactly one process with isExecutable=\"true\" that no call activity calls; found "
+                    f"{len(executable)}", bpmn, line=tree.getroot().sourceline)
     spec = subprocesses = None
     if not checker.problems and tree is not None:
         parser = EngineParser()
         try:
-            parser.add_bpmn_xml(tree.getroot(), filename=str(bpmn))
+            for path, each in files.items():
+                parser.add_bpmn_xml(each.getroot(), filename=str(path))
+            for process_parser in parser.process_parsers.values():
+                process_parser.process_executable = True  # a called process need not be marked executable
             process_id = executable[0].get("id")
             spec = parser.get_spec(process_id)
             subprocesses = parser.get_subprocess_specs(process_id)
+            on_clock([spec, *subprocesses.values()])
         except ValidationException as e:
             node_id = getattr(e, "id", None)
             element = f"{getattr(e, 'tag', '') or 'element'} {node_id}" if node_id else None
-            checker.problems.append(Problem(f"SpiffWorkflow: {e}", file=str(bpmn),
+            checker.problems.append(Problem(f"SpiffWorkflow: {e}", file=getattr(e, "file_name", None) or str(bpmn),
                                             line=getattr(e, "line_number", None) or None, element=element))
     if checker.problems:
         raise ModelError(f"{len(checker.problems)} problem(s) in the process models", problems=checker.problems)
     assert decisions is not None and spec is not None
+    content = bpmn.read_bytes()
+    for path in files:
+        if path != bpmn:  # the files a call activity may reach are part of the model's identity
+            content += b"\0" + path.name.encode() + b"\0" + path.read_bytes()
     return Models(
         bpmn_path=bpmn, dmn_path=dmn_path,
-        bpmn_hash=hashlib.sha256(bpmn.read_bytes()).hexdigest(),
+        bpmn_hash=hashlib.sha256(content).hexdigest(),
         dmn_hash=hashlib.sha256(dmn_path.read_bytes()).hexdigest(),
         process_id=str(executable[0].get("id")), spec=spec, subprocess_specs=subprocesses or {},
         decisions=decisions, end_outcomes=outcomes, expressions=expressions, error_boundaries=boundaries,
+        called_files=tuple(p for p in files if p != bpmn),
     )
 
 

@@ -11,18 +11,23 @@ its ``camunda:property name="outcome"`` (``done`` when absent).
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import copy
 import hashlib
 import json
 import os
+import queue
 import socket
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
 from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import ErrorEventDefinition
-from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import SpiffWorkflowException, WorkflowException
 from SpiffWorkflow.util.task import TaskState
@@ -36,8 +41,9 @@ from engine.plugins.loader import LoadedPlugin, Registry
 from engine.policy import PolicyEngine
 from engine.process.expressions import compile_feel, is_expression, result_for_spiff
 from engine.process.models import Models
-from engine.process.parser import DecisionTask, ExternalServiceTask
-from engine.process.steps import KERNEL_VARIABLES, Step, StepResult, run_decision, run_service
+from engine.process.parser import DecisionTask, ExternalServiceTask, ParallelInstances, SequentialInstances
+from engine.process.steps import KERNEL_VARIABLES, Step, StepResult, resolve, run_decision, run_service
+from engine.process.timers import waits_on_timer
 from engine.redact import redact, remember
 from engine.safety import checkpoints
 from engine.safety.breaker import Breakers
@@ -118,15 +124,43 @@ class _StepScriptEngine(PythonScriptEngine):  # type: ignore[misc]
         """Gateway conditions and timer expressions are FEEL, compiled once per text."""
         return self.runner.feel(expression, {**task.data, **(external_context or {})}, task.task_spec.bpmn_id)
 
-    def call_service(self, task: Any, **kwargs: Any) -> None:
-        self.runner.service(task, kwargs["topic"])
+    def call_service(self, task: Any, **kwargs: Any) -> bool | None:
+        return self.runner.service(task, kwargs["topic"])
+
+    def cancel_service(self, task: Any) -> None:
+        self.runner.cancel_service(task)
+
+    def now(self) -> datetime:
+        """Timers read the run's clock (``engine.process.timers``)."""
+        return self.runner.run.clock.now()
 
     def decide(self, task: Any, decision_ref: str, result_variable: str) -> None:
         self.runner.decision(task, decision_ref, result_variable)
 
 
+@dataclass
+class _Call:
+    """A service task's plugin call running in the background: its thread's result or exception, and
+    whether the process cancelled it (``interrupt``)."""
+
+    task: Any
+    step: Step
+    interrupt: threading.Event = field(default_factory=threading.Event)
+    result: StepResult | None = None
+    error: BaseException | None = None
+    thread: threading.Thread | None = None
+
+
 class TaskRunner:
-    """Runs one task through the process and writes its steps to the ledger."""
+    """Runs one task through the process and writes its steps to the ledger.
+
+    A service task whose plugin runs in workers (isolation ``process``) is started in the background:
+    SpiffWorkflow keeps the step STARTED, so the other branches go on (their calls overlap, bounded by
+    each plugin's ``concurrency`` in the worker pool) and boundary timers can fire; ``execute`` waits for
+    the calls, completes their steps and writes the ledger, one record at a time, in this thread. State
+    changes of one task run one at a time: they share its worktree. In-process plugins (the built-in
+    orchestration steps) run in place.
+    """
 
     def __init__(self, run: RunContext, task: Task, *, task_file: str, line: int,
                  stop: Callable[[], bool] = lambda: False) -> None:
@@ -143,6 +177,9 @@ class TaskRunner:
         self._last_checkpoint = ""
         self._applies = 0
         self.gate: dict[str, Any] | None = None
+        self._calls: dict[Any, _Call] = {}  # background calls by Spiff task id
+        self._finished: queue.Queue[_Call] = queue.Queue()
+        self._changes = threading.Lock()  # one state change at a time in the task's worktree
 
     # -- what steps are given ---------------------------------------------------------------------
 
@@ -176,10 +213,17 @@ class TaskRunner:
         return path if path.is_relative_to(root) and path != root and path.is_dir() else None
 
     def _call(self, step: Step, plugin: LoadedPlugin, operation: str, payload: Mapping[str, Any],
-              data: Mapping[str, Any]) -> dict[str, Any]:
+              data: Mapping[str, Any], interrupt: threading.Event | None = None) -> dict[str, Any]:
         """The plugin boundary: one call, with this task's deadline and the engine's stop signal, in the
         task's worktree when there is one; a state change only there, behind a checkpoint the kernel takes
-        and journals first; counted by the plugin's circuit breaker."""
+        and journals first; counted by the plugin's circuit breaker. ``interrupt`` ends the call at once
+        (its worker is stopped): the process cancelled the step."""
+        changes = plugin.spec.category == "state_change" and not self.run.whatif
+        with self._changes if changes else contextlib.nullcontext():
+            return self._call_locked(step, plugin, operation, payload, data, interrupt)
+
+    def _call_locked(self, step: Step, plugin: LoadedPlugin, operation: str, payload: Mapping[str, Any],
+                     data: Mapping[str, Any], interrupt: threading.Event | None) -> dict[str, Any]:
         worktree = self._worktree(data)
         builtin = plugin.origin == "builtin"
         breakers = None if builtin or self.run.whatif else self.run.breakers
@@ -197,7 +241,9 @@ class TaskRunner:
             with self.run.telemetry.span(f"plugin {plugin.id}.{operation}", **{
                     "engine.plugin": plugin.id, "engine.operation": operation, "engine.task_id": self.task.id}):
                 output = self.run.dispatcher.call(plugin, operation, ctx, payload, task_timeout=self.task.timeout_sec,
-                                                  cancelled=self.stop, traceparent=self.run.telemetry.traceparent())
+                                                  cancelled=self.stop, traceparent=self.run.telemetry.traceparent(),
+                                                  interrupt=interrupt.is_set if interrupt is not None else
+                                                  lambda: False)
             if key is not None and worktree is not None:
                 # what the change brought in is checked too (a secret written into a file, say)
                 try:
@@ -284,25 +330,50 @@ class TaskRunner:
 
     def _apply(self, task: Any, result: StepResult) -> None:
         task.data.update(result.variables)
+        task.internal_data["set"] = sorted(result.variables)  # a multi-instance collects what its instance set
         self.results[task.id] = result
 
-    def service(self, task: Any, topic: str) -> None:
+    def service(self, task: Any, topic: str) -> bool | None:
+        """Run a service task's plugin: here (True: the step is done), or in the background (None)."""
         step = _step(task.task_spec)
-        data = task.data
+        plugin_id, _ = resolve(topic, task.data, self.run.registry)
+        plugin = self.run.registry.get(plugin_id) if plugin_id else None
+        if plugin is None or plugin.spec.isolation == "inprocess":
+            self._settle_service(task, step, self._run_service(step, topic, task.data, None))
+            return True
+        call = _Call(task, step)
+        data = copy.deepcopy(dict(task.data))  # the branch's data as it is now; other branches go on
+        context = contextvars.copy_context()  # the task's trace span, in the call's thread
+        call.thread = threading.Thread(target=context.run, args=(self._background, call, topic, data),
+                                       name=f"engine step {step.id}", daemon=True)
+        self._calls[task.id] = call
+        call.thread.start()
+        return None
 
+    def _background(self, call: _Call, topic: str, data: dict[str, Any]) -> None:
+        try:
+            call.result = self._run_service(call.step, topic, data, call.interrupt)
+        except BaseException as e:  # handed to the runner's thread, which raises it there
+            call.error = e
+        finally:
+            self._finished.put(call)
+
+    def _run_service(self, step: Step, topic: str, data: Mapping[str, Any],
+                     interrupt: threading.Event | None) -> StepResult:
         def call(plugin: LoadedPlugin, operation: str, payload: Mapping[str, Any]) -> dict[str, Any]:
-            return self._call(step, plugin, operation, payload, data)
+            return self._call(step, plugin, operation, payload, data, interrupt)
 
         with self.run.telemetry.span(f"step {step.id}", **{"engine.step": step.id, "engine.step_type": step.type}):
-            result = run_service(step, topic, task.data, registry=self.run.registry, call=call,
-                                 parameter=self._parameter)
+            return run_service(step, topic, data, registry=self.run.registry, call=call, parameter=self._parameter)
+
+    def _settle_service(self, task: Any, step: Step, result: StepResult) -> None:
+        """A service step's result into the process: its variables, its output, its error thrown."""
         if self.checkpoint is not None and task.data.get("checkpoint") is None:
             result = replace(result, variables={**result.variables, "checkpoint": self.checkpoint})
         if result.failed:
             self.last_error = result.record["reason"]
             self.log.warning("plugin_failed", plugin=result.plugin, operation=result.operation,
                              error=result.record["reason"], **result.record["error"])
-            self._throw(task, step, result)
         elif result.output is not None:
             self._record_output(step.id, result)
             if isinstance(result.output.get("gate"), Mapping):
@@ -312,6 +383,60 @@ class TaskRunner:
                                   "plugin": result.plugin, "operation": result.operation,
                                   "plan": result.output["plan"]})
         self._apply(task, result)
+        if result.failed:
+            self._throw(task, step, result)
+
+    def cancel_service(self, task: Any) -> None:
+        """The process cancelled a step whose call is running: stop the call, record the step cancelled."""
+        call = self._calls.get(task.id)
+        if call is None or call.interrupt.is_set():
+            return
+        call.interrupt.set()
+        by = _canceller(task)
+        spec = task.task_spec
+        record = {**self.base, "kind": "step", "step": spec.bpmn_id, "step_name": spec.bpmn_name,
+                  "step_type": _step_type(spec), "status": "cancelled",
+                  "reason": f"cancelled by {by}" if by else "cancelled by the process",
+                  "state_digest": digest(task.data)}
+        self.run.ledger.append(record, self.run.envelope())
+        self.steps += 1
+        self.log.info("step_cancelled", step=spec.bpmn_id, by=by)
+
+    def _settle(self, call: _Call) -> None:
+        """A background call ended: complete its step (unless the process cancelled it meanwhile)."""
+        self._calls.pop(call.task.id, None)
+        task = call.task
+        if call.interrupt.is_set():
+            return  # cancelled: recorded when it was
+        self._current = task
+        if call.error is not None:
+            raise call.error
+        assert call.result is not None
+        self._settle_service(task, call.step, call.result)
+        if task.state == TaskState.STARTED:
+            task.complete()
+        self._did_complete(task)
+
+    def _wait(self, seconds: float) -> bool:
+        """Wait up to ``seconds`` for background calls to end; settle those that did. True if any did."""
+        settled = False
+        try:
+            call = self._finished.get(timeout=seconds) if seconds > 0 else self._finished.get_nowait()
+            while True:
+                self._settle(call)
+                settled = True
+                call = self._finished.get_nowait()
+        except queue.Empty:
+            return settled
+
+    def _abandon(self) -> None:
+        """The run is over (ended, failed or stopped): no call of it may go on."""
+        for call in list(self._calls.values()):
+            call.interrupt.set()
+        for call in list(self._calls.values()):
+            if call.thread is not None:
+                call.thread.join(timeout=30)
+        self._calls.clear()
 
     def _throw(self, task: Any, step: Step, result: StepResult) -> None:
         """A plugin's business error (a code its spec declares) is also a BPMN error: an error boundary event
@@ -356,13 +481,15 @@ class TaskRunner:
 
     def _did_complete(self, task: Any) -> None:
         spec = task.task_spec
-        if getattr(spec, "bpmn_id", None) is None:
-            return  # Spiff's own bookkeeping tasks
+        if getattr(spec, "bpmn_id", None) is None or task.state == TaskState.STARTED:
+            return  # Spiff's own bookkeeping tasks; a step whose call runs in the background (recorded when settled)
         result = self.results.pop(task.id, None)
         record: dict[str, Any] = {**self.base, "kind": "step", "step": spec.bpmn_id, "step_name": spec.bpmn_name,
                                   "step_type": _step_type(spec), "status": "completed"}
         if result is not None:
             record.update(result.record)
+        if "instance" in task.internal_data:
+            record["instance"] = task.internal_data["instance"]  # the loopCounter of a multi-instance's instance
         record["state_digest"] = digest(task.data)
         started = self._started.pop(task.id, None)
         duration = (self.run.clock.monotonic() - started) * 1000 if started is not None else None
@@ -417,20 +544,7 @@ class TaskRunner:
         for t in workflow.get_tasks(state=TaskState.READY):
             t.data.update({"task": self.task.as_data(), "error": None, "failures": 0})
         try:
-            while True:
-                workflow.do_engine_steps(will_complete_task=self._will_complete, did_complete_task=self._did_complete)
-                if workflow.is_completed():
-                    break
-                waiting = workflow.get_tasks(state=TaskState.WAITING | TaskState.READY)
-                if not any(isinstance(getattr(t.task_spec, "event_definition", None), TimerEventDefinition)
-                           for t in waiting):
-                    names = ", ".join(sorted({t.task_spec.bpmn_id or t.task_spec.name for t in waiting})) or "none"
-                    return Outcome("failed", "the process stopped without reaching an end event, waiting on: "
-                                   f"{names} (engine run delivers no messages or signals)", steps=self.steps)
-                if self.stop():
-                    return Outcome("interrupted", "stopped while waiting on a timer", steps=self.steps)
-                self.run.clock.sleep(0.05)
-                workflow.refresh_waiting_tasks()
+            return self._loop(workflow)
         except CallInterrupted:
             return Outcome("interrupted", "stopped while a plugin call was running", steps=self.steps)
         except EngineError as e:
@@ -439,7 +553,31 @@ class TaskRunner:
             if isinstance(e.__cause__, CallInterrupted) or isinstance(e.__context__, CallInterrupted):
                 return Outcome("interrupted", "stopped while a plugin call was running", steps=self.steps)
             return self._step_failed(str(e))
-        return self._outcome(workflow)
+        finally:
+            self._abandon()
+
+    def _loop(self, workflow: BpmnWorkflow) -> Outcome:
+        """Run the engine's steps; between them, settle the background calls that ended and check timers."""
+        while True:
+            workflow.do_engine_steps(will_complete_task=self._will_complete, did_complete_task=self._did_complete)
+            if self._wait(0):
+                continue
+            if workflow.is_completed():
+                return self._outcome(workflow)
+            waiting = workflow.get_tasks(state=TaskState.WAITING | TaskState.READY)
+            timers = any(waits_on_timer(t.task_spec) for t in waiting)
+            if not self._calls and not timers:
+                names = ", ".join(sorted({t.task_spec.bpmn_id or t.task_spec.name for t in waiting})) or "none"
+                return Outcome("failed", "the process stopped without reaching an end event, waiting on: "
+                               f"{names} (engine run delivers no messages or signals)", steps=self.steps)
+            if self._calls:
+                self._wait(0.05 if timers else 0.25)  # a stop reaches the calls: they end CallInterrupted
+            elif self.stop():
+                return Outcome("interrupted", "stopped while waiting on a timer", steps=self.steps)
+            else:
+                self.run.clock.sleep(0.05)
+            if timers:
+                workflow.refresh_timers()
 
     def _step_failed(self, reason: str) -> Outcome:
         """A step raised (a decision error, a bad condition): record it and fail the task."""
@@ -475,5 +613,19 @@ def _step_type(spec: Any) -> str:
         return "serviceTask"
     if isinstance(spec, DecisionTask):
         return "businessRuleTask"
+    if isinstance(spec, SequentialInstances | ParallelInstances):
+        return "multiInstanceBody"
     name = type(spec).__name__
     return name[0].lower() + name[1:]
+
+
+def _canceller(task: Any) -> str | None:
+    """The boundary event that interrupted ``task``'s activity, if one did."""
+    parent = task.parent
+    for sibling in (parent.children if parent is not None else []):
+        spec = sibling.task_spec
+        if sibling is not task and getattr(spec, "cancel_activity", False) and sibling.state in (
+                TaskState.READY, TaskState.COMPLETED):
+            name = spec.bpmn_name
+            return f"{_step_type(spec)} {spec.bpmn_id}" + (f" '{name}'" if name else "")
+    return None

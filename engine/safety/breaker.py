@@ -13,6 +13,7 @@ fsync'd on every change, so it survives restarts; times come from the kernel's c
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -35,6 +36,7 @@ class Thresholds:
 class Breakers:
     def __init__(self, path: Path, clock: Clock, thresholds: Thresholds) -> None:
         self.path, self.clock, self.thresholds = path, clock, thresholds
+        self._lock = threading.Lock()  # parallel branches of a task record their calls from several threads
 
     def _load(self) -> dict[str, dict[str, Any]]:
         try:
@@ -75,6 +77,10 @@ class Breakers:
 
     def record(self, plugin: str, ok: bool, reason: str | None = None) -> dict[str, Any]:
         """Count one call's result; returns the breaker's new state."""
+        with self._lock:
+            return self._record(plugin, ok, reason)
+
+    def _record(self, plugin: str, ok: bool, reason: str | None) -> dict[str, Any]:
         state = self._load()
         entry = self.state(plugin)
         now = self.clock.now()

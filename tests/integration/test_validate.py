@@ -5,7 +5,7 @@ import re
 import pytest
 
 from engine.bundled import bundled
-from tests.conftest import engine
+from tests.conftest import engine, line_of
 
 SHIPPED = bundled("process")
 
@@ -16,13 +16,6 @@ def broken_copy(tmp_path, old, new, name="orchestration.bpmn"):
     path = tmp_path / name
     path.write_text(text.replace(old, new, 1))
     return path
-
-
-def line_of(path, needle):
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if needle in line:
-            return number
-    raise AssertionError(needle)
 
 
 def test_shipped_models_are_valid(tmp_path):
