@@ -218,6 +218,13 @@ class Kernel:
         self.ledger.append(record, ctx.envelope())
 
     def _work(self, ctx: RunContext, claim: Claim, summary: RunSummary, stop: Callable[[], bool]) -> str | None:
+        """One claimed file. Its ledger entries are group commits: each one written and fsync'd before the
+        queue transition it leads to (a task's outcome noted, the file moved or released)."""
+        with self.ledger.group():
+            return self._work_file(ctx, claim, summary, stop)
+
+    def _work_file(self, ctx: RunContext, claim: Claim, summary: RunSummary,
+                   stop: Callable[[], bool]) -> str | None:
         log = ctx.log.bind(task_file=claim.name)
         if self._poisoned(claim):
             return self._quarantine_poison(ctx, claim, log)
@@ -227,15 +234,17 @@ class Kernel:
             log.warning("file_recovered", lines_done=sorted(claim.done_lines))
         else:
             self._queue_entry(ctx, claim, "inbox->processing", "claimed")
+        self.ledger.commit()  # the claim is on disk whatever its tasks do: a worker dying in one leaves a trace
         parsed = self.queue.parse(claim)
         if parsed.problems:
             invalid: dict[str, Any] = {
                 "file": claim.name, "status": "failed",
                 "reason": "the file holds invalid task lines; no task of it was run",
                 "problems": [p.as_dict() for p in parsed.problems]}
-            self.queue.finish(claim, "failed", invalid)
             self._queue_entry(ctx, claim, "processing->failed", "failed", reason=invalid["reason"],
                               detail={"lines": sorted({p.line for p in parsed.problems if p.line})})
+            self.ledger.commit()
+            self.queue.finish(claim, "failed", invalid)
             log.warning("file_invalid", problems=[str(p) for p in parsed.problems])
             return "failed"
 
@@ -250,6 +259,7 @@ class Kernel:
                     break
                 continue
             if stop():
+                self.ledger.commit()
                 self.queue.release(claim)  # the file stays in processing/ and resumes on the next start
                 return None
             runner = TaskRunner(ctx, item.task, task_file=claim.name, line=item.line, stop=stop)
@@ -262,12 +272,14 @@ class Kernel:
                 outcome = Outcome("failed", f"internal error while running the task: {type(e).__name__}: {e} "
                                   "(the traceback is in .engine/logs/engine.jsonl)")
             if outcome.status == "interrupted":
+                self.ledger.commit()
                 self.queue.release(claim)
                 return None
             self.ledger.append({"kind": "run", "task_id": item.task.id, "task_file": claim.name,
                                 "line": item.line, "models": self.models.hashes, "status": outcome.status,
                                 **({"reason": outcome.reason} if outcome.reason else {})}, ctx.envelope())
             entry = {"task_id": item.task.id, **outcome.as_dict()}
+            self.ledger.commit()  # the task's steps and outcome are on disk before the queue notes it
             self.queue.record(claim, item.line, entry)
             results.append({"line": item.line, **entry})
             summary.tasks[outcome.status] = summary.tasks.get(outcome.status, 0) + 1
@@ -275,15 +287,17 @@ class Kernel:
             if outcome.status != "done":
                 dest = outcome.status
                 break
-        not_run = [t.line for t in parsed.tasks if t.line not in {r["line"] for r in results}]
+        finished = {r["line"] for r in results}
+        not_run = [t.line for t in parsed.tasks if t.line not in finished]
         report: dict[str, Any] = {"file": claim.name, "status": dest, "run_id": ctx.run_id, "tasks": results}
         if dest != "done":
             failed = results[-1]
             report["reason"] = f"line {failed['line']} (task {failed['task_id']}): {failed.get('reason')}"
             report["not_run_lines"] = not_run
-        self.queue.finish(claim, dest, report)
         self._queue_entry(ctx, claim, f"processing->{dest}", dest,
                           **({"reason": report["reason"]} if "reason" in report else {}))
+        self.ledger.commit()
+        self.queue.finish(claim, dest, report)
         return dest
 
     def _poisoned(self, claim: Claim) -> bool:
@@ -304,10 +318,11 @@ class Kernel:
         report: dict[str, Any] = {
             "file": claim.name, "status": "quarantine", "run_id": ctx.run_id, "reason": reason,
             "in_flight": in_flight, "tasks": [claim.done_lines[n] for n in sorted(claim.done_lines)]}
-        self.queue.finish(claim, "quarantine", report)
         self._queue_entry(ctx, claim, "processing->quarantine", "quarantine", reason=reason, detail={
             "crashes": crashes, "in_flight_line": in_flight["line"] if in_flight else None,
             "lines_already_done": sorted(claim.done_lines)})
+        self.ledger.commit()
+        self.queue.finish(claim, "quarantine", report)
         log.error("file_quarantined_poison", crashes=crashes, in_flight=in_flight)
         return "quarantine"
 

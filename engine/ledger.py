@@ -6,9 +6,15 @@ Each line is one entry (contract ``ledger.v1``)::
      "record_hash": sha256(record), "envelope": {...run id, time, host...}, "hash": sha256(all but hash)}
 
 Hashes are SHA-256 over canonical JSON (sorted keys, no spaces). The first entry's ``prev`` is 64 zeros.
-Appends are one ``write()`` of one whole line under an exclusive ``flock``, so concurrent workers
-interleave whole entries and a killed worker leaves at most one torn last line, which the next append
-moves aside to ``<file>.torn`` (kept, never deleted) before continuing the chain.
+
+Writes are group commits: inside ``with ledger.group():`` (the kernel opens one per task file) appends
+are kept in memory and ``commit()`` writes them, chained, with one ``write()`` and one ``fsync`` under
+an exclusive ``flock``; an append outside a group is a commit of its own. The kernel commits before
+each queue transition, so what the ledger says happened is on disk before the queue shows it.
+Concurrent workers interleave whole groups; a killed worker leaves at most one torn last line (the
+whole lines before it are entries like any other), which the next commit moves aside to
+``<file>.torn`` (kept, never deleted) before continuing the chain. ``head.json`` (seq and hash of the
+last entry) is rewritten once per commit, after the fsync: it may lag behind the ledger, never run ahead.
 """
 
 from __future__ import annotations
@@ -17,7 +23,8 @@ import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,33 +70,63 @@ class Ledger:
         self.folder = folder
         self.path = folder / LEDGER_FILE
         self.head = folder / HEAD_FILE
+        self._pending: list[tuple[dict[str, Any], dict[str, Any]]] | None = None  # a group's entries to write
+        self.commits = 0  # group commits written (each one write and one fsync)
 
     def files(self) -> list[Path]:
         return sorted(self.folder.glob("*.jsonl")) if self.folder.is_dir() else []
 
     def append(self, record: Mapping[str, Any], envelope: Mapping[str, Any]) -> dict[str, Any]:
-        """Append one entry and return it. ``record`` must be deterministic; ``envelope`` is not hashed apart.
-        Both are redacted first (``engine.redact``): no secret is ever written to the ledger."""
-        record, envelope = redact(dict(record)), redact(dict(envelope))
+        """Append one entry. ``record`` must be deterministic; ``envelope`` is not hashed apart. Both are
+        redacted first (``engine.redact``): no secret is ever written to the ledger. Inside a group the
+        entry is written by the group's next commit (returned without seq and hashes); outside, now."""
+        clean: tuple[dict[str, Any], dict[str, Any]] = (dict(redact(dict(record))), dict(redact(dict(envelope))))
+        if self._pending is not None:
+            self._pending.append(clean)
+            return {"record": clean[0], "envelope": clean[1]}
+        return self._write([clean])[-1]
+
+    @contextmanager
+    def group(self) -> Iterator[Ledger]:
+        """Buffer the appends of the block; they are committed by ``commit()`` and when the block ends
+        (also when it raises: what happened is recorded). Groups nest: the outermost one commits."""
+        if self._pending is not None:
+            yield self
+            return
+        self._pending = []
+        try:
+            yield self
+        finally:
+            pending, self._pending = self._pending, None
+            if pending:
+                self._write(pending)
+
+    def commit(self) -> None:
+        """Write the group's entries so far: one write, one fsync. Nothing to write costs nothing."""
+        if self._pending:
+            pending, self._pending = self._pending, []
+            self._write(pending)
+
+    def _write(self, items: list[tuple[dict[str, Any], dict[str, Any]]]) -> list[dict[str, Any]]:
         self.folder.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             seq, prev = self._tail(fd)
-            entry: dict[str, Any] = {
-                "v": 1,
-                "seq": seq + 1,
-                "prev": prev,
-                "record": dict(record),
-                "record_hash": digest(record),
-                "envelope": dict(envelope),
-            }
-            entry["hash"] = _entry_hash(entry)
-            os.write(fd, canonical(entry) + b"\n")
+            entries: list[dict[str, Any]] = []
+            for record, envelope in items:
+                seq += 1
+                entry: dict[str, Any] = {"v": 1, "seq": seq, "prev": prev, "record": record,
+                                         "record_hash": digest(record), "envelope": envelope}
+                entry["hash"] = prev = _entry_hash(entry)
+                entries.append(entry)
+            os.write(fd, b"".join(canonical(e) + b"\n" for e in entries))
+            os.fsync(fd)
             tmp = self.head.with_name(HEAD_FILE + ".tmp")
-            tmp.write_bytes(canonical({"seq": entry["seq"], "hash": entry["hash"]}))
+            tmp.write_bytes(canonical({"seq": seq, "hash": prev}))
             os.replace(tmp, self.head)
-            return entry
+            self.commits += 1
+            return entries
         finally:
             os.close(fd)  # closing releases the lock
 

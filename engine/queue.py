@@ -38,12 +38,14 @@ import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from engine.contracts import Task
 from engine.durable import write_durably
 from engine.errors import ContractViolation, Problem
 from engine.redact import redact
+
+if TYPE_CHECKING:
+    from engine.contracts import Task
 
 FOLDERS = ("inbox", "processing", "done", "failed", "quarantine")
 FINAL = ("done", "failed", "quarantine")
@@ -128,6 +130,14 @@ def _lines(text: str) -> list[str]:
     may hold."""
     lines = [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]
     return lines[:-1] if lines and lines[-1] == "" else lines
+
+
+def _task_contract() -> type[Task]:
+    """``engine.contracts.Task``, imported when a file is parsed (jsonschema and pydantic are slow to import,
+    and counting the queue needs neither)."""
+    from engine.contracts import Task
+
+    return Task
 
 
 class TaskQueue:
@@ -288,7 +298,7 @@ class TaskQueue:
                 found.append(Problem(f"not valid JSON: {e.msg} (column {e.colno})", file=label, line=number))
                 continue
             try:
-                task = Task.from_json(data, file=label, line=number)
+                task = _task_contract().from_json(data, file=label, line=number)
             except ContractViolation as e:
                 found.extend(e.problems)
                 continue

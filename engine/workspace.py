@@ -21,20 +21,14 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.bundled import bundled
-from engine.config import (
-    CONFIG_FILE,
-    DEFAULT_TOML,
-    PERFORMANCE_FILE,
-    Config,
-    Performance,
-    load_config,
-    load_performance,
-)
 from engine.errors import WorkspaceError
 from engine.queue import FOLDERS
+
+if TYPE_CHECKING:  # engine.config (pydantic, yaml) is imported when a setting is read
+    from engine.config import Config, Performance
 
 ENV_WORKSPACE = "ENGINE_WORKSPACE"
 # The kernel's own plugins (worktree-manager, circuit-breaker): part of engine/safety, found last.
@@ -87,6 +81,8 @@ class Workspace:
 
     def config(self) -> Config:
         """``engine.toml`` (defaults when absent); ``WorkspaceError`` naming the file and key when invalid."""
+        from engine.config import load_config
+
         return load_config(self.root)
 
     @property
@@ -98,6 +94,8 @@ class Workspace:
 
     def performance(self) -> Performance:
         """The workspace's ``policies/performance.yml``, or the bundled one when it has none."""
+        from engine.config import PERFORMANCE_FILE, load_performance
+
         own = self.root / "policies" / PERFORMANCE_FILE
         return load_performance(own if own.exists() else bundled("policies") / PERFORMANCE_FILE)
 
@@ -195,6 +193,8 @@ def init(root: Path, *, example: bool = False) -> tuple[Workspace, list[str]]:
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(path, dest)
                 made.append(str(dest.relative_to(ws.root)))
+    from engine.config import CONFIG_FILE, DEFAULT_TOML
+
     config = ws.root / CONFIG_FILE
     if not config.exists():
         config.write_text(DEFAULT_TOML, encoding="utf-8")

@@ -11,6 +11,7 @@ This module and its package are the only importers of SpiffWorkflow.
 
 from __future__ import annotations
 
+import sys
 from copy import deepcopy
 from typing import Any
 
@@ -34,6 +35,26 @@ from SpiffWorkflow.specs.base import TaskSpec
 from SpiffWorkflow.util.task import TaskState
 
 CAMUNDA = "{" + CAMUNDA_MODEL_NS + "}"
+
+
+def _unbounded_task_walks() -> None:
+    """SpiffWorkflow 3.2 walks its task tree with ``max_depth=1000`` by default: an instance that took more
+    steps than that (a loop) has its ready tasks below the limit, finds none, and stops where it is (and
+    a join looking for its branches misses them). The engine walks the whole tree instead. The default is
+    changed where the walks get it, since a join builds its own iterator (decision 0014)."""
+    from SpiffWorkflow.bpmn.util.task import BpmnTaskIterator
+    from SpiffWorkflow.util.task import TaskIterator
+
+    for iterator in (TaskIterator, BpmnTaskIterator):
+        init: Any = iterator.__init__
+        names = init.__code__.co_varnames[1:init.__code__.co_argcount]
+        defaults = list(init.__defaults__)
+        at = names.index("max_depth") - (len(names) - len(defaults))
+        defaults[at] = sys.maxsize
+        init.__defaults__ = tuple(defaults)
+
+
+_unbounded_task_walks()
 BPMN_MODEL_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 
 

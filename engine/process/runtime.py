@@ -28,7 +28,6 @@ from typing import Any
 
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
 from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import ErrorEventDefinition
-from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import SpiffWorkflowException, WorkflowException
 from SpiffWorkflow.util.task import TaskState
 
@@ -44,6 +43,7 @@ from engine.process.models import Models
 from engine.process.parser import DecisionTask, ExternalServiceTask, ParallelInstances, SequentialInstances
 from engine.process.steps import KERNEL_VARIABLES, Step, StepResult, resolve, run_decision, run_service
 from engine.process.timers import waits_on_timer
+from engine.process.workflow import EngineWorkflow
 from engine.redact import redact, remember
 from engine.safety import checkpoints
 from engine.safety.breaker import Breakers
@@ -539,7 +539,7 @@ class TaskRunner:
             self.run.ledger.append({**self.base, "kind": "step", "step": check, "status": "error",
                                     "reason": reason}, self.run.envelope())
             return Outcome("failed", reason, steps=self.steps)
-        workflow = BpmnWorkflow(self.run.models.spec, self.run.models.subprocess_specs,
+        workflow = EngineWorkflow(self.run.models.spec, self.run.models.subprocess_specs,
                                 script_engine=_StepScriptEngine(self))
         for t in workflow.get_tasks(state=TaskState.READY):
             t.data.update({"task": self.task.as_data(), "error": None, "failures": 0})
@@ -556,7 +556,7 @@ class TaskRunner:
         finally:
             self._abandon()
 
-    def _loop(self, workflow: BpmnWorkflow) -> Outcome:
+    def _loop(self, workflow: EngineWorkflow) -> Outcome:
         """Run the engine's steps; between them, settle the background calls that ended and check timers."""
         while True:
             workflow.do_engine_steps(will_complete_task=self._will_complete, did_complete_task=self._did_complete)
@@ -589,7 +589,7 @@ class TaskRunner:
         self.steps += 1
         return Outcome("failed", f"step failed: {reason}", steps=self.steps)
 
-    def _outcome(self, workflow: BpmnWorkflow) -> Outcome:
+    def _outcome(self, workflow: EngineWorkflow) -> Outcome:
         ends = [t for t in workflow.get_tasks(state=TaskState.COMPLETED)
                 if getattr(t.task_spec, "bpmn_id", None) in self.run.models.end_outcomes]
         # several ends reached (parallel branches): the most severe outcome wins, failed over quarantine over done
@@ -598,7 +598,10 @@ class TaskRunner:
         ranked = [(severity.get(outcomes[t.task_spec.bpmn_id], 0), i, t) for i, t in enumerate(ends)]
         end = max(ranked, key=lambda r: (r[0], r[1]))[2] if ranked else None
         end_id = end.task_spec.bpmn_id if end is not None else None
-        status = self.run.models.end_outcomes.get(end_id or "", "done")
+        if end_id is None:  # SpiffWorkflow found nothing left to do, yet no end event was reached
+            return Outcome("failed", f"the process stopped after {self.steps} steps without reaching an end event",
+                           steps=self.steps)
+        status = self.run.models.end_outcomes.get(end_id, "done")
         reason = None
         if status != "done":
             name = end.task_spec.bpmn_name if end is not None else None

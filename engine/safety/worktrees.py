@@ -15,11 +15,15 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import git
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import EngineError
+from engine.lazy import lazy
+
+if TYPE_CHECKING:
+    import git
+else:
+    git = lazy("git")  # GitPython costs ~25 ms to import: `engine status` lists worktrees without it
 
 BRANCH_PREFIX = "engine/"
 MARKER = "engine-worktree.json"  # beside the worktree's own git files: which repository, task and run

@@ -122,3 +122,60 @@ def test_garbled_head_is_reported_not_crashed(ledger):
 
 def test_digest_of_data_with_keys_of_mixed_types():
     assert digest({1: "a", "b": 2}) == digest({"1": "a", "b": 2})
+
+
+def test_a_group_is_one_write_and_one_fsync_and_chains_like_single_appends(tmp_path, monkeypatch):
+    import os
+
+    grouped, single = Ledger(tmp_path / "grouped"), Ledger(tmp_path / "single")
+    fill(single, 3)
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(os.readlink(f"/proc/self/fd/{fd}")),
+                                                 real_fsync(fd))[1])
+    with grouped.group():
+        fill(grouped, 3)
+        assert not grouped.path.exists()  # nothing written until the commit
+    assert synced == [str(grouped.path)] and grouped.commits == 1
+    assert lines(grouped) == lines(single)  # the same entries, the same chain
+    assert json.loads(grouped.head.read_text())["seq"] == 3
+    assert grouped.verify().entries == 3
+
+
+def test_commit_writes_what_the_group_holds_so_far(ledger):
+    with ledger.group():
+        fill(ledger, 2)
+        ledger.commit()
+        assert len(lines(ledger)) == 6
+        fill(ledger, 1)
+        assert len(lines(ledger)) == 6
+    assert len(lines(ledger)) == 7 and ledger.verify().entries == 7
+
+
+def test_a_group_is_committed_when_its_block_raises(ledger):
+    with pytest.raises(RuntimeError), ledger.group():
+        fill(ledger, 2)
+        raise RuntimeError("the task crashed")
+    assert ledger.verify().entries == 6
+
+
+def test_a_torn_group_keeps_its_whole_entries_and_the_chain_continues(tmp_path):
+    """A worker killed in the middle of a group's one write: the whole lines it got out are entries like
+    any other; the torn one is moved aside; the head lags; the next commit chains on."""
+    donor, ledger = Ledger(tmp_path / "donor"), Ledger(tmp_path / "ledger")
+    fill(ledger, 2)
+    donor.path.parent.mkdir(parents=True)
+    donor.path.write_bytes(ledger.path.read_bytes())
+    donor.head.write_bytes(ledger.head.read_bytes())
+    with donor.group():
+        fill(donor, 3)
+    group = donor.path.read_bytes()[len(ledger.path.read_bytes()):]
+    cut = group.index(b"\n", group.index(b"\n") + 1) + 20  # two whole entries and part of the third
+    with ledger.path.open("ab") as handle:
+        handle.write(group[:cut])
+    assert json.loads(ledger.head.read_text())["seq"] == 2  # the killed commit never got to the head
+    with ledger.group():
+        fill(ledger, 1)
+    assert ledger.verify().entries == 5  # 2, the 2 whole entries of the torn group, 1
+    torn = group[group.index(b"\n", group.index(b"\n") + 1) + 1:cut]
+    assert (ledger.folder / "ledger.jsonl.torn").read_bytes() == torn + b"\n"
