@@ -54,6 +54,21 @@ def digest(data: Any) -> str:
     return hashlib.sha256(canonical(data)).hexdigest()
 
 
+def _entry(seq: int, prev: str, record: dict[str, Any], envelope: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
+    """Entry ``seq`` and its line. The canonical JSON of an entry is its fields' canonical JSON in key
+    order, so the record and the envelope are serialised once for the record hash, the entry hash and
+    the line (the same bytes ``canonical(entry)`` gives)."""
+    body, env = canonical(record), canonical(envelope)
+    record_hash = hashlib.sha256(body).hexdigest()
+    # keys in sorted order: envelope, [hash,] prev, record, record_hash, seq, v
+    tail = (b',"prev":"' + prev.encode() + b'","record":' + body + b',"record_hash":"' + record_hash.encode()
+            + b'","seq":' + str(seq).encode() + b',"v":1}')
+    entry_hash = hashlib.sha256(b'{"envelope":' + env + tail).hexdigest()
+    entry = {"v": 1, "seq": seq, "prev": prev, "record": record, "record_hash": record_hash, "envelope": envelope,
+             "hash": entry_hash}
+    return entry, b'{"envelope":' + env + b',"hash":"' + entry_hash.encode() + b'"' + tail + b"\n"
+
+
 def _entry_hash(entry: Mapping[str, Any]) -> str:
     return digest({k: v for k, v in entry.items() if k != "hash"})
 
@@ -114,13 +129,14 @@ class Ledger:
             fcntl.flock(fd, fcntl.LOCK_EX)
             seq, prev = self._tail(fd)
             entries: list[dict[str, Any]] = []
+            lines: list[bytes] = []
             for record, envelope in items:
                 seq += 1
-                entry: dict[str, Any] = {"v": 1, "seq": seq, "prev": prev, "record": record,
-                                         "record_hash": digest(record), "envelope": envelope}
-                entry["hash"] = prev = _entry_hash(entry)
+                entry, line = _entry(seq, prev, record, envelope)
+                prev = entry["hash"]
                 entries.append(entry)
-            os.write(fd, b"".join(canonical(e) + b"\n" for e in entries))
+                lines.append(line)
+            os.write(fd, b"".join(lines))
             os.fsync(fd)
             tmp = self.head.with_name(HEAD_FILE + ".tmp")
             tmp.write_bytes(canonical({"seq": seq, "hash": prev}))

@@ -35,6 +35,7 @@ PATTERNS: dict[str, re.Pattern[str]] = {
 # One search tells whether a string needs any work: most strings written (ids, digests, names) do not.
 _ANY = re.compile("|".join(f"(?:{p.pattern.replace('(?P<secret>', '(?:')})" for p in PATTERNS.values()))
 MIN_REMEMBERED = 6  # a flagged value shorter than this is not replaced everywhere (it would mangle text)
+SEEN_MAX, SEEN_MAX_LENGTH = 20_000, 512  # the redacted strings remembered, and the longest one remembered
 
 
 class Redactor:
@@ -43,18 +44,36 @@ class Redactor:
     def __init__(self) -> None:
         self._values: dict[str, str] = {}
         self._lock = threading.Lock()
+        # text -> its redacted form, for the strings written again and again (keys, ids, names, digests);
+        # emptied whenever the values to replace change
+        self._seen: dict[str, str] = {}
 
     def remember(self, value: str, rule: str) -> None:
         """Replace ``value`` wherever it appears from now on (a secret the policy found in a task)."""
         if isinstance(value, str) and len(value) >= MIN_REMEMBERED:
             with self._lock:
-                self._values[value] = rule
+                if self._values.get(value) != rule:
+                    self._values[value] = rule
+                    self._seen = {}
 
     def forget_all(self) -> None:
         with self._lock:
             self._values.clear()
+            self._seen = {}
 
     def text(self, text: str) -> str:
+        seen = self._seen
+        done = seen.get(text)
+        if done is not None:
+            return done
+        done = self._text(text)
+        if len(text) <= SEEN_MAX_LENGTH:
+            if len(seen) >= SEEN_MAX:
+                seen.clear()
+            seen[text] = done
+        return done
+
+    def _text(self, text: str) -> str:
         with self._lock:
             values = sorted(self._values.items(), key=lambda kv: -len(kv[0])) if self._values else []
         for value, rule in values:

@@ -34,6 +34,8 @@ from SpiffWorkflow.camunda.parser.task_spec import (
 from SpiffWorkflow.specs.base import TaskSpec
 from SpiffWorkflow.util.task import TaskState
 
+from engine.errors import EngineError
+
 CAMUNDA = "{" + CAMUNDA_MODEL_NS + "}"
 
 
@@ -152,10 +154,13 @@ class Collection(TaskDataReference):  # type: ignore[misc]
             value = my_task.workflow.script_engine.evaluate(my_task, text)
         else:
             value = my_task.data.get(text)
-        if value is None:
-            raise ValueError(f"camunda:collection '{text}' is null: a multi-instance activity needs a list")
-        if isinstance(value, str | bytes) or not hasattr(value, "__iter__"):
-            raise ValueError(f"camunda:collection '{text}' is a {type(value).__name__}, not a list")
+        what = None if value is None else type(value).__name__
+        if value is None or isinstance(value, str | bytes) or not hasattr(value, "__iter__"):
+            spec = my_task.task_spec
+            raise EngineError(f"camunda:collection '{text}' of multi-instance {spec.bpmn_id}"
+                              + (f" '{' '.join(spec.bpmn_name.split())}'" if spec.bpmn_name else "")
+                              + f" is {'null' if what is None else 'a ' + what}: it must give a list",
+                              step=spec.bpmn_id)
         return value
 
     def exists(self, my_task: Any) -> bool:
@@ -284,6 +289,7 @@ class _EngineLoops:
         }
         kind = SequentialInstances if loop.get("isSequential") == "true" else ParallelInstances
         parser.task = kind(parser.spec, original.name, **params)
+        parser.task.bpmn_name = original.bpmn_name
         parser.task.output_collection = output_collection(parser.node)
         parser.task.element_variable = element
         parser._copy_task_attrs(original, loop)

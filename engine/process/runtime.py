@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import copy
+import functools
 import hashlib
 import json
 import os
@@ -21,6 +22,7 @@ import queue
 import socket
 import threading
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -148,7 +150,7 @@ class _Call:
     interrupt: threading.Event = field(default_factory=threading.Event)
     result: StepResult | None = None
     error: BaseException | None = None
-    thread: threading.Thread | None = None
+    ended: threading.Event = field(default_factory=threading.Event)
 
 
 class TaskRunner:
@@ -344,10 +346,8 @@ class TaskRunner:
         call = _Call(task, step)
         data = copy.deepcopy(dict(task.data))  # the branch's data as it is now; other branches go on
         context = contextvars.copy_context()  # the task's trace span, in the call's thread
-        call.thread = threading.Thread(target=context.run, args=(self._background, call, topic, data),
-                                       name=f"engine step {step.id}", daemon=True)
         self._calls[task.id] = call
-        call.thread.start()
+        _call_threads().submit(context.run, self._background, call, topic, data)
         return None
 
     def _background(self, call: _Call, topic: str, data: dict[str, Any]) -> None:
@@ -356,6 +356,7 @@ class TaskRunner:
         except BaseException as e:  # handed to the runner's thread, which raises it there
             call.error = e
         finally:
+            call.ended.set()
             self._finished.put(call)
 
     def _run_service(self, step: Step, topic: str, data: Mapping[str, Any],
@@ -434,8 +435,7 @@ class TaskRunner:
         for call in list(self._calls.values()):
             call.interrupt.set()
         for call in list(self._calls.values()):
-            if call.thread is not None:
-                call.thread.join(timeout=30)
+            call.ended.wait(timeout=30)
         self._calls.clear()
 
     def _throw(self, task: Any, step: Step, result: StepResult) -> None:
@@ -548,7 +548,7 @@ class TaskRunner:
         except CallInterrupted:
             return Outcome("interrupted", "stopped while a plugin call was running", steps=self.steps)
         except EngineError as e:
-            return self._step_failed("; ".join(e.lines()))
+            return self._step_failed("; ".join(e.lines()), getattr(e, "step", None))
         except (WorkflowException, SpiffWorkflowException) as e:
             if isinstance(e.__cause__, CallInterrupted) or isinstance(e.__context__, CallInterrupted):
                 return Outcome("interrupted", "stopped while a plugin call was running", steps=self.steps)
@@ -579,9 +579,15 @@ class TaskRunner:
             if timers:
                 workflow.refresh_timers()
 
-    def _step_failed(self, reason: str) -> Outcome:
-        """A step raised (a decision error, a bad condition): record it and fail the task."""
+    def _step_failed(self, reason: str, step_id: str | None = None) -> Outcome:
+        """A step raised (a decision error, a bad condition): record it and fail the task. ``step_id`` names
+        the step when the error knows it better than the step running (a multi-instance's collection is
+        read while the step before it completes)."""
         spec = self._current.task_spec if self._current is not None else None
+        if step_id is not None:
+            spec = self.run.models.spec.task_specs.get(step_id) or next(
+                (s.task_specs[step_id] for s in self.run.models.subprocess_specs.values() if step_id in s.task_specs),
+                spec)
         record: dict[str, Any] = {**self.base, "kind": "step", "status": "error", "reason": reason}
         if spec is not None and getattr(spec, "bpmn_id", None) is not None:
             record.update(step=spec.bpmn_id, step_name=spec.bpmn_name, step_type=_step_type(spec))
@@ -620,6 +626,14 @@ def _step_type(spec: Any) -> str:
         return "multiInstanceBody"
     name = type(spec).__name__
     return name[0].lower() + name[1:]
+
+
+@functools.cache
+def _call_threads() -> ThreadPoolExecutor:
+    """The threads background plugin calls run in, shared by the runs of this process (a thread per call
+    would cost its start each time). Calls wait in their worker pool for a worker, not here: the pool is
+    larger than any plugin's concurrency needs."""
+    return ThreadPoolExecutor(max_workers=64, thread_name_prefix="engine-step")
 
 
 def _canceller(task: Any) -> str | None:

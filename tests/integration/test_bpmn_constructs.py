@@ -153,3 +153,20 @@ def test_timers_read_the_kernels_clock_not_the_wall_clock(tmp_path, data_dir):
     harness.run(stop=lambda: time.monotonic() > deadline)  # on the wall clock it would wait until 2027
     assert harness.files("done") == ["t.jsonl"]
     assert [r["step"] for r in harness.records(task_id="k1", kind="step")][:2] == ["StartEvent_1", "Event_not_before"]
+
+
+def test_a_multi_instance_collection_that_is_no_list_fails_the_task_naming_the_activity(ws, data_dir):
+    model = (data_dir / "process" / "multi_instance.bpmn").read_text()
+    assert 'camunda:collection="${task.files}"' in model
+    (ws / "process" / "orchestration.bpmn").write_text(
+        model.replace('camunda:collection="${task.files}"', 'camunda:collection="${task.args.items}"'))
+    engine("validate", cwd=ws, check=0)
+    (ws / ".tasks" / "inbox" / "t.jsonl").write_text(json.dumps({"id": "n1", "tool": "x", "repo": "example-repo"}))
+    engine("run", "--drain", cwd=ws, check=1)
+    report = json.loads((ws / ".tasks" / "failed" / "t.jsonl.error.json").read_text())
+    reason = ("camunda:collection '${task.args.items}' of multi-instance Task_each 'Nap per file' is null: it "
+              "must give a list")
+    assert report["reason"] == f"line 1 (task n1): step failed: {reason}"
+    records = [json.loads(x)["record"] for x in (ws / ".engine" / "ledger" / "ledger.jsonl").read_text().splitlines()]
+    [failed] = [r for r in records if r.get("task_id") == "n1" and r.get("kind") == "step" and r["status"] == "error"]
+    assert failed["step"] == "Task_each" and failed["reason"] == reason

@@ -157,3 +157,33 @@ def test_task_parser_refuses_invalid_tasks_with_every_problem(tmp_path):
     with pytest.raises(PluginError) as caught:
         call("task-parser.normalize", tmp_path, {"id": "t1", "tool": "x", "files": ["../../etc/passwd"]})
     assert "leaves the repository" in str(caught.value)
+
+
+def test_a_snapshot_is_the_tree_git_itself_writes(repo):
+    """The snapshot's tree is written in the worker (no `git write-tree`): it must be the tree git writes
+    for the same files, nested folders, an executable and a symlink included, and git must find it."""
+    (repo / "dir" / "deeper").mkdir(parents=True)
+    (repo / "dir" / "deeper" / "b.txt").write_text("b\n")
+    (repo / "dir" / "run.sh").write_text("#!/bin/sh\n")
+    (repo / "dir" / "run.sh").chmod(0o755)
+    (repo / "link").symlink_to("a.txt")
+    (repo / ".gitignore").write_text("ignored.txt\n")
+    (repo / "ignored.txt").write_text("no\n")
+    snapshot = call("git-inspector.status", repo)["repo_state"]["snapshot"]
+    env = {**os.environ, "GIT_INDEX_FILE": str(repo / ".git" / "scratch-index")}
+    subprocess.run(["git", "add", "-A"], cwd=repo, env=env, check=True)
+    expected = subprocess.run(["git", "write-tree"], cwd=repo, env=env, check=True, capture_output=True,
+                              text=True).stdout.strip()
+    assert snapshot == expected
+    listing = git(repo, "ls-tree", "-r", snapshot)
+    assert "100755 blob" in listing and "120000 blob" in listing and "ignored.txt" not in listing
+    subprocess.run(["git", "fsck", "--no-dangling"], cwd=repo, check=True, capture_output=True)
+
+
+def test_a_snapshot_of_an_index_git_inspector_cannot_read_is_written_by_git(repo):
+    git(repo, "update-index", "--index-version", "4")
+    snapshot = call("git-inspector.status", repo)["repo_state"]["snapshot"]
+    env = {**os.environ, "GIT_INDEX_FILE": str(repo / ".git" / "scratch-index")}
+    subprocess.run(["git", "add", "-A"], cwd=repo, env=env, check=True)
+    assert snapshot == subprocess.run(["git", "write-tree"], cwd=repo, env=env, check=True, capture_output=True,
+                                      text=True).stdout.strip()

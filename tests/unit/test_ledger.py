@@ -179,3 +179,21 @@ def test_a_torn_group_keeps_its_whole_entries_and_the_chain_continues(tmp_path):
     assert ledger.verify().entries == 5  # 2, the 2 whole entries of the torn group, 1
     torn = group[group.index(b"\n", group.index(b"\n") + 1) + 1:cut]
     assert (ledger.folder / "ledger.jsonl.torn").read_bytes() == torn + b"\n"
+
+
+@pytest.mark.parametrize("record", [
+    {"kind": "step", "status": "completed", "step": "Task_1"},
+    {"kind": "step", "status": "ok", "detail": {"é ü": [1, 2.5, None, True, {"b": "\"quoted\"\n"}]}},
+    {"kind": "run", "status": "done", "detail": {1: "a", "b": 2}},  # keys of mixed types
+])
+def test_a_written_line_is_the_canonical_json_of_its_entry(tmp_path, record):
+    """Lines are composed from the record's and envelope's canonical JSON: they must be exactly the
+    canonical JSON of the whole entry, whose hashes verify recomputes from scratch."""
+    ledger = Ledger(tmp_path / "ledger")
+    ledger.append(record, {"run_id": "r", "ts": "2026-01-01T00:00:00+00:00"})
+    ledger.append(record, {"run_id": "r", "ts": "2026-01-01T00:00:01+00:00"})
+    from engine.ledger import canonical
+
+    for raw in lines(ledger):
+        assert raw.encode() == canonical(json.loads(raw))
+    assert ledger.verify().entries == 2

@@ -375,3 +375,35 @@ def test_a_state_change_plugin_must_support_whatif(tmp_path):
     assert [p.path for p in caught.value.problems] == ["$.whatif"]
     (folder / "plugin.spec.json").write_text(json.dumps({**SPEC, "category": "state_change", "whatif": True}))
     assert load_plugin(folder).spec.whatif
+
+
+def test_the_schemas_of_every_shipped_plugin_are_valid_json_schemas():
+    """The loader trusts the schemas of a shipped plugin whose digest is the one it shipped with (checking
+    them against the metaschema on every start is most of a command's start): this is where they are
+    checked."""
+    from engine.contracts import check_schema
+
+    builtin = Path(__file__).resolve().parents[2] / "engine" / "safety" / "builtin"
+    folders = [p for root in (Path(bundled("plugins")), builtin)
+               for p in sorted(root.iterdir()) if (p / "plugin.spec.json").is_file()]
+    assert len(folders) >= 10
+    for folder in folders:
+        spec = json.loads((folder / "plugin.spec.json").read_text())
+        for name, operation in spec["operations"].items():
+            for side in ("input_schema", "output_schema"):
+                assert check_schema(operation[side]) == [], f"{folder.name}.{name}.{side}"
+
+
+def test_a_shipped_plugin_changed_on_disk_has_its_schemas_checked_again(tmp_path):
+    source = Path(bundled("plugins")) / "git-inspector"
+    copy = tmp_path / "plugins" / "git-inspector"
+    import shutil
+
+    shutil.copytree(source, copy)
+    spec = json.loads((copy / "plugin.spec.json").read_text())
+    spec["operations"]["status"]["output_schema"] = {"type": "no-such-type"}
+    (copy / "plugin.spec.json").write_text(json.dumps(spec))
+    with pytest.raises(PluginLoadError) as caught:
+        load_plugin(copy, origin="bundled")
+    messages = [p.message for p in caught.value.problems]
+    assert any("not a valid JSON Schema" in m for m in messages) and any("source_digest" in m for m in messages)
