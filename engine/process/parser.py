@@ -57,6 +57,31 @@ def _unbounded_task_walks() -> None:
 
 
 _unbounded_task_walks()
+
+
+def _log_extras_only_when_logged() -> None:
+    """SpiffWorkflow builds a dict of log details at every state change of every task (about 100 a task)
+    for a log record nobody sees unless its logger is enabled: the engine builds it only then. The
+    level tested is the lowest SpiffWorkflow logs such a record at (debug)."""
+    import logging
+
+    from SpiffWorkflow import task as spiff_task
+
+    build = spiff_task.Task.collect_log_extras
+    if getattr(build, "engine_lazy", False):
+        return
+
+    def collect_log_extras(self: Any, dct: dict[str, Any] | None = None) -> dict[str, Any]:
+        if not spiff_task.logger.isEnabledFor(logging.DEBUG):
+            return {}
+        extras: dict[str, Any] = build(self, dct)
+        return extras
+
+    collect_log_extras.engine_lazy = True  # type: ignore[attr-defined]
+    spiff_task.Task.collect_log_extras = collect_log_extras
+
+
+_log_extras_only_when_logged()
 BPMN_MODEL_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 
 

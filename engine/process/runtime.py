@@ -156,10 +156,12 @@ class _Call:
 class TaskRunner:
     """Runs one task through the process and writes its steps to the ledger.
 
-    A service task whose plugin runs in workers (isolation ``process``) is started in the background:
-    SpiffWorkflow keeps the step STARTED, so the other branches go on (their calls overlap, bounded by
-    each plugin's ``concurrency`` in the worker pool) and boundary timers can fire; ``execute`` waits for
-    the calls, completes their steps and writes the ledger, one record at a time, in this thread. State
+    A service task whose plugin runs in workers (isolation ``process``) is started in the background
+    when anything else of the process could go on meanwhile (another branch, a timer, a boundary event
+    of the step): SpiffWorkflow keeps the step STARTED, so the other branches go on (their calls overlap,
+    bounded by each plugin's ``concurrency`` in the worker pool) and boundary timers can fire;
+    ``execute`` waits for the calls, completes their steps and writes the ledger, one record at a time,
+    in this thread. A call nothing could overlap runs in place. State
     changes of one task run one at a time: they share its worktree. In-process plugins (the built-in
     orchestration steps) run in place.
     """
@@ -340,7 +342,7 @@ class TaskRunner:
         step = _step(task.task_spec)
         plugin_id, _ = resolve(topic, task.data, self.run.registry)
         plugin = self.run.registry.get(plugin_id) if plugin_id else None
-        if plugin is None or plugin.spec.isolation == "inprocess":
+        if plugin is None or plugin.spec.isolation == "inprocess" or self._alone(task):
             self._settle_service(task, step, self._run_service(step, topic, task.data, None))
             return True
         call = _Call(task, step)
@@ -349,6 +351,15 @@ class TaskRunner:
         self._calls[task.id] = call
         _call_threads().submit(context.run, self._background, call, topic, data)
         return None
+
+    def _alone(self, task: Any) -> bool:
+        """Whether nothing else of the process could go on while this step's call runs: no other call is
+        running, and no other step is ready, waiting (a timer, a boundary event of this step) or started
+        (a subprocess, a multi-instance). Then the call runs here: the thread would only be waited for."""
+        if self._calls:
+            return False
+        return all(t is task for t in task.workflow.top_workflow.get_tasks(
+            state=TaskState.READY | TaskState.WAITING | TaskState.STARTED))
 
     def _background(self, call: _Call, topic: str, data: dict[str, Any]) -> None:
         try:

@@ -347,3 +347,23 @@ def test_only_telemetry_imports_opentelemetry_and_the_worker_side_only_the_stdli
              if "opentelemetry" in imported(p)}
     assert users == {"engine/telemetry.py"}
     assert imported(TRACING_FILE) - {"__future__"} <= set(sys.stdlib_module_names)
+
+
+def test_with_nothing_to_export_spans_still_carry_one_trace_and_their_own_ids():
+    """export "none" (the default): spans are not recorded, but their ids are what the ledger, the log and
+    the workers get, a child in its parent's trace with an id of its own."""
+    telemetry = Telemetry()
+    assert Telemetry.ids() == {}
+    with telemetry.span("task t1") as outer:
+        task_ids = Telemetry.ids()
+        with telemetry.span("plugin p.op"):
+            plugin_ids = Telemetry.ids()
+            parent = Telemetry.traceparent()
+        assert Telemetry.ids() == task_ids  # the outer span is current again
+    assert Telemetry.ids() == {}
+    assert len(task_ids["trace_id"]) == 32 and len(task_ids["span_id"]) == 16
+    assert plugin_ids["trace_id"] == task_ids["trace_id"] and plugin_ids["span_id"] != task_ids["span_id"]
+    assert parent == f"00-{plugin_ids['trace_id']}-{plugin_ids['span_id']}-01"
+    assert not outer.is_recording()
+    with telemetry.span("task t2"):
+        assert Telemetry.ids()["trace_id"] != task_ids["trace_id"]  # a new trace at the top
