@@ -187,3 +187,29 @@ def test_a_snapshot_of_an_index_git_inspector_cannot_read_is_written_by_git(repo
     subprocess.run(["git", "add", "-A"], cwd=repo, env=env, check=True)
     assert snapshot == subprocess.run(["git", "write-tree"], cwd=repo, env=env, check=True, capture_output=True,
                                       text=True).stdout.strip()
+
+
+def test_a_clean_repository_is_snapshotted_with_one_git_process_in_a_warm_worker(repo, tmp_path):
+    """The second status of a clean repository at the same commit runs `git status` only; the snapshot is
+    still HEAD's tree, and a change afterwards is seen."""
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "all")
+    log = tmp_path / "git-calls.txt"
+    shim = tmp_path / "bin"
+    shim.mkdir()
+    real = subprocess.run(["which", "git"], capture_output=True, text=True, check=True).stdout.strip()
+    (shim / "git").write_text(f'#!/bin/sh\necho "$1" >> {log}\nexec {real} "$@"\n')
+    (shim / "git").chmod(0o755)
+    plugin, op = REGISTRY.resolve_topic("git-inspector.status")
+    dispatcher = Dispatcher(WorkerPool(tmp_path, environ={"PATH": f"{shim}:{os.environ['PATH']}"}))
+    try:
+        first = dispatcher.call(plugin, op, ctx(repo), {"task": {"id": "t1", "tool": "git"}})["repo_state"]
+        log.write_text("")
+        second = dispatcher.call(plugin, op, ctx(repo), {"task": {"id": "t2", "tool": "git"}})["repo_state"]
+        assert log.read_text().split() == ["status"]
+        assert first["snapshot"] == second["snapshot"] == git(repo, "rev-parse", "HEAD^{tree}").strip()
+        (repo / "a.txt").write_text("changed\n")
+        third = dispatcher.call(plugin, op, ctx(repo), {"task": {"id": "t3", "tool": "git"}})["repo_state"]
+        assert third["dirty"] and third["snapshot"] != first["snapshot"]
+    finally:
+        dispatcher.pool.close()

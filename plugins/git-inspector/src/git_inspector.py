@@ -32,6 +32,9 @@ except ImportError:  # GitPython refuses to import when it finds no git executab
     git = None
 
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+# The tree of each commit a clean working tree was snapshotted at, kept by this warm worker: a clean
+# repository's snapshot is then `git status` alone, without `git add` (commit ids are content hashes).
+_HEAD_TREES: dict[str, str] = {}
 READ_ENV = {"GIT_OPTIONAL_LOCKS": "0"}
 
 
@@ -139,9 +142,17 @@ def status(ctx: Context, data: Mapping[str, Any]) -> dict[str, Any]:
             untracked.append(entry[3:])
         else:
             changed.add(entry[3:])
-    with _store(repo, scratch=ctx.whatif) as store:  # WhatIf: the same tree id, nothing written into .git
-        snapshot = _snapshot(repo, store)
-    return {"repo_state": {"branch": branch, "head": _head(repo), "dirty": bool(changed or untracked),
+    head = _head(repo)
+    snapshot = _HEAD_TREES.get(head) if head is not None and not (changed or untracked) else None
+    if snapshot is None:
+        with _store(repo, scratch=ctx.whatif) as store:  # WhatIf: the same tree id, nothing written into .git
+            snapshot = _snapshot(repo, store)
+        if head is not None and not (changed or untracked):
+            # clean: the working tree is HEAD's tree, which a commit id names for good (in every repository)
+            if len(_HEAD_TREES) >= 4096:
+                _HEAD_TREES.clear()
+            _HEAD_TREES[head] = snapshot
+    return {"repo_state": {"branch": branch, "head": head, "dirty": bool(changed or untracked),
                            "changed": sorted(changed), "untracked": sorted(untracked), "snapshot": snapshot}}
 
 
