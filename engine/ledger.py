@@ -92,10 +92,11 @@ class Ledger:
         return sorted(self.folder.glob("*.jsonl")) if self.folder.is_dir() else []
 
     def append(self, record: Mapping[str, Any], envelope: Mapping[str, Any]) -> dict[str, Any]:
-        """Append one entry. ``record`` must be deterministic; ``envelope`` is not hashed apart. Both are
-        redacted first (``engine.redact``): no secret is ever written to the ledger. Inside a group the
-        entry is written by the group's next commit (returned without seq and hashes); outside, now."""
-        clean: tuple[dict[str, Any], dict[str, Any]] = (dict(redact(dict(record))), dict(redact(dict(envelope))))
+        """Append one entry. ``record`` must be deterministic; ``envelope`` is not hashed apart. The record
+        is redacted first (``engine.redact``): no secret is ever written to the ledger; the envelope holds
+        only what the engine makes (run id, time, host, pid, worker, trace ids, duration). Inside a group
+        the entry is written by the group's next commit (returned without seq and hashes); outside, now."""
+        clean: tuple[dict[str, Any], dict[str, Any]] = (dict(redact(dict(record))), dict(envelope))
         if self._pending is not None:
             self._pending.append(clean)
             return {"record": clean[0], "envelope": clean[1]}

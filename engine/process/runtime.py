@@ -39,6 +39,7 @@ from engine.errors import ContractViolation, DecisionError, EngineError, PluginE
 from engine.ledger import Ledger, digest
 from engine.plugins.dispatch import CallInterrupted, Dispatcher
 from engine.plugins.loader import LoadedPlugin, Registry
+from engine.plugins.pool import WorkerSpec
 from engine.policy import PolicyEngine
 from engine.process.expressions import compile_feel, is_expression, result_for_spiff
 from engine.process.models import Models
@@ -268,13 +269,21 @@ class TaskRunner:
             breakers.record(plugin.id, True)
         return output
 
+    def _plugin_env(self, plugin: LoadedPlugin) -> list[str]:
+        """The names of the environment ``plugin`` is given: a worker's scrubbed one (``PATH`` and what its
+        spec names), the engine's own for a plugin that runs in the engine's process (the plugins that
+        ship with the engine aside: they are the engine's own code, as the kernel is)."""
+        if plugin.spec.isolation == "inprocess":
+            return [] if plugin.origin in ("builtin", "bundled") else sorted(os.environ)
+        return sorted(self.run.dispatcher.pool.environment(WorkerSpec.of(plugin)))
+
     def _policy(self, phase: str, plugin: LoadedPlugin, operation: str, **extra: Any) -> None:
         """Ask the policies about a change (``phase`` apply); a denial fails the call before (or right after)
         the change, which the process then rolls back. Secrets found go to the redaction layer."""
         if self.run.policy is None:
             return
         result = self.run.policy.check({
-            "phase": phase, "task": self.task.as_data(), "env": sorted(os.environ),
+            "phase": phase, "task": self.task.as_data(), "env": self._plugin_env(plugin),
             "plugin": {"id": plugin.id, "category": plugin.spec.category, "whatif": plugin.spec.whatif}, **extra})
         for secret in result.secrets:
             remember(secret.value, secret.rule)
@@ -535,7 +544,8 @@ class TaskRunner:
             return "confinement", refused
         if self.run.policy is None:
             return None
-        result = self.run.policy.check({"phase": "task", "task": self.task.as_data(), "env": sorted(os.environ)})
+        env = sorted({name for plugin in self.run.registry.plugins.values() for name in self._plugin_env(plugin)})
+        result = self.run.policy.check({"phase": "task", "task": self.task.as_data(), "env": env})
         for secret in result.secrets:
             remember(secret.value, secret.rule)
         if result.allowed:

@@ -48,3 +48,34 @@ def test_a_token_shaped_value_the_policy_lets_through_is_still_never_written(exa
                for x in p.read_text().splitlines()]
     normalized = [o["output"]["task"] for o in outputs if o["task_id"] == "k1" and o["plugin"] == "task-parser"][0]
     assert normalized["prompt"] == "use [REDACTED:openai_key] for the model"
+
+
+def test_a_token_in_the_operators_environment_is_not_given_to_plugins_so_it_denies_nothing(example_ws):
+    """Workers get PATH and the variables their spec names: GITHUB_TOKEN in the shell that runs the
+    engine reaches no plugin, and the policy on the environment given to plugins lets the tasks run."""
+    env = {"GITHUB_TOKEN": "ghp_" + "a" * 36}
+    engine("run", "--drain", cwd=example_ws, env=env, check=0)
+    assert sorted(p.name for p in (example_ws / ".tasks" / "done").glob("*.jsonl")) == [
+        "001-inspect.jsonl", "002-normalize.jsonl"]
+
+
+def test_a_plugin_whose_spec_asks_for_a_forbidden_variable_is_denied_when_the_engine_has_it(example_ws):
+    """The same variable is refused when a plugin would get it: its spec names it under env."""
+    import json
+
+    from tests.conftest import install_test_plugin
+
+    install_test_plugin(example_ws, "echo")
+    spec_path = example_ws / "plugins" / "echo" / "plugin.spec.json"
+    spec = json.loads(spec_path.read_text())
+    spec["env"] = ["GITHUB_TOKEN"]
+    spec_path.write_text(json.dumps(spec))
+    for path in (example_ws / ".tasks" / "inbox").iterdir():
+        path.unlink()
+    (example_ws / ".tasks" / "inbox" / "t.jsonl").write_text(json.dumps(
+        {"id": "e1", "tool": "echo", "repo": "example-repo"}) + "\n")
+    engine("run", "--drain", cwd=example_ws, env={"GITHUB_TOKEN": "ghp_" + "b" * 36}, check=1)
+    report = json.loads((example_ws / ".tasks" / "failed" / "t.jsonl.error.json").read_text())
+    assert ("the environment given to the plugin passes GITHUB_TOKEN, a forbidden variable (rule forbidden_env)"
+            in report["reason"])
+    assert "ghp_" not in (example_ws / ".engine" / "ledger" / "ledger.jsonl").read_text()
