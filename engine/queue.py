@@ -144,6 +144,7 @@ class TaskQueue:
     def __init__(self, root: Path, *, worker: str) -> None:
         self.root = root
         self.worker = worker
+        self._inbox: list[str] = []  # names read from the inbox and not claimed yet, the next one last
 
     def folder(self, name: str) -> Path:
         return self.root / name
@@ -161,10 +162,14 @@ class TaskQueue:
 
     @staticmethod
     def _task_files(folder: Path) -> Iterator[Path]:
-        if not folder.is_dir():
+        """The task files of ``folder`` in name order (one directory read: the kinds come with the names)."""
+        try:
+            with os.scandir(folder) as entries:
+                names = sorted(e.name for e in entries if e.name.endswith(TASK_SUFFIX)
+                               and not e.name.endswith(".progress.jsonl") and e.is_file())
+        except (FileNotFoundError, NotADirectoryError):
             return iter(())
-        return iter(sorted(p for p in folder.iterdir() if p.suffix == TASK_SUFFIX and p.is_file()
-                           and not p.name.endswith(".progress.jsonl")))
+        return iter([folder / name for name in names])
 
     # -- claiming -----------------------------------------------------------------------------------
 
@@ -210,7 +215,24 @@ class TaskQueue:
             claim = self.claim_recovered(path.name)
             if claim is not None:
                 return claim
-        for path in self._task_files(self.folder("inbox")):
+        # The inbox is read once per batch of claims (claiming N files reads it about once, not N times):
+        # names come out in order; a file that arrives meanwhile waits for the next read, which happens
+        # when the batch runs out, before this says there is nothing to claim.
+        if self._inbox:
+            claim = self._claim_from_batch()
+            if claim is not None:
+                return claim
+        self._inbox = [p.name for p in reversed(list(self._task_files(self.folder("inbox"))))]
+        return self._claim_from_batch()
+
+    def _claim_from_batch(self) -> Claim | None:
+        """The first file of the batch read from the inbox that can be claimed (the batch shrinks by every
+        file looked at: one another worker took or holds is seen again at the next read)."""
+        processing = self.folder("processing")
+        while self._inbox:
+            path = self.folder("inbox") / self._inbox.pop()
+            if not path.exists():
+                continue  # another worker took it
             fd = self._lock_lease(path.name)
             if fd is None:
                 continue

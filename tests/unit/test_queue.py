@@ -246,3 +246,25 @@ def test_a_file_run_again_keeps_the_report_of_its_earlier_run(queue):
     assert sorted(p.name for p in failed.iterdir()) == ["a.1.jsonl", "a.1.jsonl.error.json", "a.jsonl.error.json"]
     assert json.loads((failed / "a.jsonl.error.json").read_text())["reason"] == "first run"
     assert json.loads((failed / "a.1.jsonl.error.json").read_text())["reason"] == "second run"
+
+
+def test_claiming_a_batch_reads_the_inbox_once_and_keeps_name_order(queue, monkeypatch):
+    """Claiming N files must not list the inbox N times (quadratic in the files); the order is the name
+    order, and a file that arrives meanwhile is claimed once the batch read before it runs out."""
+    for i in range(50):
+        put(queue, f"{i:03d}.jsonl", {"id": f"t{i}", "tool": "git"})
+    inbox = str(queue.folder("inbox"))
+    reads = []
+    real = os.scandir
+    monkeypatch.setattr(os, "scandir", lambda path=".": (reads.append(str(path)), real(path))[1])
+    names = []
+    for _ in range(25):
+        claim = queue.claim_next()
+        names.append(claim.name)
+        queue.finish(claim, "done", {})
+    put(queue, "000-late.jsonl", {"id": "late", "tool": "git"})
+    while (claim := queue.claim_next()) is not None:
+        names.append(claim.name)
+        queue.finish(claim, "done", {})
+    assert names == [f"{i:03d}.jsonl" for i in range(50)] + ["000-late.jsonl"]
+    assert reads.count(inbox) <= 3
