@@ -338,14 +338,32 @@ def ledger() -> None:
 
 
 @ledger.command("verify")
+@click.option("--no-head", is_flag=True, help="Check the chain even when head.json is missing (truncation of the "
+                                              "tail then goes unnoticed unless --anchor is given).")
+@click.option("--anchor", metavar="HASH", help="An entry hash kept from `engine ledger anchor`: the ledger must "
+                                               "still hold that entry.")
 @click.pass_context
-def ledger_verify(ctx: click.Context) -> int:
+def ledger_verify(ctx: click.Context, no_head: bool, anchor: str | None) -> int:
     """Check every ledger entry against its contract and the hash chain; name the first bad entry."""
     from engine.ledger import Ledger
 
     ws = _workspace(ctx)
-    report = Ledger(ws.ledger_dir).verify()
-    out.print(f"ledger ok: {report.entries} entries in {report.files} file(s), head {report.last_hash[:16]}")
+    report = Ledger(ws.ledger_dir).verify(no_head=no_head, anchor=anchor)
+    out.print(f"ledger ok: {report.entries} entries in {report.files} file(s), head {report.last_hash[:16]}"
+              + (f", holds anchor {anchor[:16]}" if anchor else ""))
+    return ExitCode.OK
+
+
+@ledger.command("anchor")
+@click.pass_context
+def ledger_anchor(ctx: click.Context) -> int:
+    """Print the last entry's seq and hash (after verifying the ledger): keep it elsewhere, and
+    `engine ledger verify --anchor HASH` later proves the ledger was not cut or rewritten before it."""
+    from engine.ledger import Ledger
+
+    ws = _workspace(ctx)
+    head = Ledger(ws.ledger_dir).anchor()
+    out.print(f"{head['hash']} (entry seq {head['seq']})", markup=False)
     return ExitCode.OK
 
 

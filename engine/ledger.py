@@ -54,11 +54,31 @@ def digest(data: Any) -> str:
     return hashlib.sha256(canonical(data)).hexdigest()
 
 
+CAP_CHARS = 4096  # a string in a record longer than this is stored cut, with its length and digest
+
+
+def _capped(value: Any) -> Any:
+    """``value`` with every string longer than ``CAP_CHARS`` cut there, its length and SHA-256 kept (a
+    2 MB error message is not stored whole in every entry that names it)."""
+    if isinstance(value, str) and len(value) > CAP_CHARS:
+        whole = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+        return f"{value[:CAP_CHARS]}... [capped: {len(value)} characters, sha256 {whole}]"
+    if isinstance(value, dict):
+        return {k: _capped(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_capped(v) for v in value]
+    return value
+
+
 def _entry(seq: int, prev: str, record: dict[str, Any], envelope: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
     """Entry ``seq`` and its line. The canonical JSON of an entry is its fields' canonical JSON in key
     order, so the record and the envelope are serialised once for the record hash, the entry hash and
     the line (the same bytes ``canonical(entry)`` gives)."""
     body, env = canonical(record), canonical(envelope)
+    if len(body) > CAP_CHARS:  # only a record this long can hold a string longer than the cap
+        capped = _capped(record)
+        if capped != record:
+            record, body = capped, canonical(capped)
     record_hash = hashlib.sha256(body).hexdigest()
     # keys in sorted order: envelope, [hash,] prev, record, record_hash, seq, v
     tail = (b',"prev":"' + prev.encode() + b'","record":' + body + b',"record_hash":"' + record_hash.encode()
@@ -129,6 +149,7 @@ class Ledger:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             seq, prev = self._tail(fd)
+            self._check_tail(seq, prev)
             entries: list[dict[str, Any]] = []
             lines: list[bytes] = []
             for record, envelope in items:
@@ -172,8 +193,28 @@ class Ledger:
         entry = json.loads(last)
         return int(entry["seq"]), str(entry["hash"])
 
-    def _read_head(self) -> dict[str, Any]:
+    def _check_tail(self, seq: int, last: str) -> None:
+        """Refuse to write after a tail the head does not vouch for: entries were removed (the head records
+        more than the file holds), the last entry was replaced, or the head is gone while entries remain.
+        Writing on would make the shortened chain look whole. (A head behind the tail is a writer killed
+        between its fsync and its head: the entries after it chain on, and ``verify`` checks them.)"""
+        head = self._read_head(missing=None)
+        if head is None:
+            if seq:
+                raise LedgerBroken(f"{self.head.name} is missing while {self.path.name} holds {seq} entries: "
+                                   "truncation cannot be ruled out, so nothing more is written. Investigate "
+                                   "with `engine ledger verify --no-head` and a head you kept (`engine ledger "
+                                   "anchor`)", file=str(self.head))
+            return
+        if head["seq"] > seq or head["seq"] == seq and head["hash"] != last:
+            raise LedgerBroken(f"the ledger's tail (entry seq {seq}) is not what its head ({self.head.name}, entry "
+                               f"seq {head['seq']}) records: entries were removed or replaced, so nothing more "
+                               "is written. Investigate with `engine ledger verify`", file=str(self.path))
+
+    def _read_head(self, missing: Any = ...) -> Any:
         if not self.head.exists():
+            if missing is not ...:
+                return missing
             return {"seq": 0, "hash": GENESIS}
         try:
             head = json.loads(self.head.read_text(encoding="utf-8"))
@@ -184,11 +225,38 @@ class Ledger:
         raise LedgerBroken(f"{self.head.name} is not the head the ledger writes ({{\"seq\": N, \"hash\": ...}}): "
                            "it was edited", file=str(self.head))
 
-    def verify(self) -> VerifyReport:
-        """Check every entry against ledger.v1 and the chain; raise ``LedgerBroken`` naming the first bad one."""
+    def anchor(self) -> dict[str, Any]:
+        """``{"seq", "hash"}`` of the last entry, for the operator to keep elsewhere: ``verify(anchor=hash)``
+        later proves the ledger still holds that entry (and so was not cut before it)."""
+        report = self.verify()
+        return {"seq": report.entries, "hash": report.last_hash}
+
+    def verify(self, *, no_head: bool = False, anchor: str | None = None) -> VerifyReport:
+        """Check every entry against ledger.v1 and the chain; raise ``LedgerBroken`` naming the first bad one.
+
+        A ledger with entries and no head fails (its tail could have been cut) unless ``no_head``; with
+        ``anchor`` (an entry hash kept from ``anchor()``), a ledger that does not hold that entry fails.
+        It reads under a shared lock: a commit in progress (another worker's) is seen whole or not at all."""
+        if not self.path.exists():
+            return self._verify(no_head=no_head, anchor=anchor)
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            return self._verify(no_head=no_head, anchor=anchor)
+        finally:
+            os.close(fd)
+
+    def _verify(self, *, no_head: bool, anchor: str | None) -> VerifyReport:
         prev, seq, count = GENESIS, 0, 0
         files = self.files()
-        head = self._read_head()
+        head = self._read_head(missing=None)
+        if head is None:
+            if any(path.stat().st_size for path in files) and not no_head:
+                raise LedgerBroken(f"no head: {self.head.name} is missing, so truncation cannot be ruled out "
+                                   "(verify --no-head checks the chain alone; verify --anchor HASH checks it "
+                                   "against a head you kept)", file=str(self.head))
+            head = {"seq": 0, "hash": GENESIS}
+        anchored = anchor is None
         for path in files:
             with path.open(encoding="utf-8") as handle:
                 for number, raw in enumerate(handle, start=1):
@@ -219,6 +287,10 @@ class Ledger:
                         raise LedgerBroken(f"{name}: entry seq {entry['seq']} is not the entry the head "
                                            f"({self.head.name}) records: the ledger was rewritten", **where)
                     prev, seq, count = entry["hash"], entry["seq"], count + 1
+                    anchored = anchored or entry["hash"] == anchor
+        if not anchored:
+            raise LedgerBroken(f"the anchor {anchor} is no entry of the ledger (it ends at entry seq {seq}): "
+                               "the ledger was cut or rewritten after that anchor was taken", file=str(self.path))
         # The head may lag one entry behind (a worker killed between the two writes), never run ahead.
         if head["seq"] > seq:
             raise LedgerBroken(

@@ -139,6 +139,30 @@ def test_tampered_ledger_fails_verify_naming_the_entry(example_ws, tmp_path):
         assert "ledger.jsonl:5: entry seq" in proc.stderr, (how, proc.stderr)
 
 
+def test_a_cut_ledger_tail_stops_runs_and_a_kept_anchor_proves_it(example_ws):
+    """Cut the tail: verify fails and a run refuses (nothing is chained onto the shortened ledger); delete
+    head.json: verify fails unless --no-head; an anchor kept from `engine ledger anchor` proves the cut
+    even when the head was rewritten to match."""
+    engine("run", "--drain", cwd=example_ws, check=0)
+    anchor = engine("ledger", "anchor", cwd=example_ws, check=0).stdout.split()[0]
+    assert len(anchor) == 64
+    ledger_file = example_ws / ".engine" / "ledger" / "ledger.jsonl"
+    head_file = example_ws / ".engine" / "ledger" / "head.json"
+    rows = ledger_file.read_text().splitlines()
+    ledger_file.write_text("\n".join(rows[:-3]) + "\n")
+    engine("ledger", "verify", cwd=example_ws, check=4)
+    put(example_ws, "003-after-cut.jsonl", {"id": "cut", "tool": "git", "repo": "example-repo"})
+    engine("run", "--drain", cwd=example_ws, check=8)
+    assert ledger_file.read_text().splitlines() == rows[:-3]  # nothing chained on
+    assert "003-after-cut.jsonl" in files(example_ws, "inbox")  # nothing claimed
+    head_file.unlink()
+    proc = engine("ledger", "verify", cwd=example_ws, check=4)
+    assert "no head: head.json is missing, so truncation cannot be ruled out" in proc.stderr
+    engine("ledger", "verify", "--no-head", cwd=example_ws, check=0)
+    proc = engine("ledger", "verify", "--no-head", "--anchor", anchor, cwd=example_ws, check=4)
+    assert f"the anchor {anchor} is no entry of the ledger" in proc.stderr
+
+
 def test_workspace_option_and_env(example_ws, tmp_path):
     engine("--workspace", example_ws, "status", cwd=tmp_path, check=0)
     engine("status", cwd=tmp_path, env={"ENGINE_WORKSPACE": str(example_ws)}, check=0)

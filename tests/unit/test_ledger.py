@@ -197,3 +197,66 @@ def test_a_written_line_is_the_canonical_json_of_its_entry(tmp_path, record):
     for raw in lines(ledger):
         assert raw.encode() == canonical(json.loads(raw))
     assert ledger.verify().entries == 2
+
+
+def test_nothing_is_written_after_a_tail_the_head_does_not_vouch_for(ledger):
+    """A cut tail (the head records more) or a replaced last entry: the next write refuses instead of
+    chaining on, which would make the shortened ledger look whole."""
+    rows = lines(ledger)
+    ledger.path.write_text("\n".join(rows[:-2]) + "\n")
+    with pytest.raises(LedgerBroken) as caught:
+        fill(ledger, 1)
+    assert "tail (entry seq 2) is not what its head (head.json, entry seq 4) records" in str(caught.value)
+    assert lines(ledger) == rows[:-2]  # nothing written
+    from engine.ledger import _entry
+
+    last = json.loads(rows[-1])  # the last entry replaced, its hashes recomputed so that it chains
+    _, line = _entry(last["seq"], last["prev"], {**last["record"], "step": "Task_forged"}, last["envelope"])
+    ledger.path.write_text("\n".join(rows[:-1]) + "\n" + line.decode())
+    with pytest.raises(LedgerBroken) as caught:
+        fill(ledger, 1)
+    assert "tail (entry seq 4) is not what its head (head.json, entry seq 4) records" in str(caught.value)
+
+
+def test_without_its_head_a_ledger_with_entries_neither_verifies_nor_grows(ledger):
+    ledger.head.unlink()
+    with pytest.raises(LedgerBroken) as caught:
+        ledger.verify()
+    assert str(caught.value).startswith("no head: head.json is missing, so truncation cannot be ruled out")
+    assert ledger.verify(no_head=True).entries == 4
+    with pytest.raises(LedgerBroken) as caught:
+        fill(ledger, 1)
+    assert "head.json is missing while ledger.jsonl holds 4 entries" in str(caught.value)
+    fresh = Ledger(ledger.folder.parent / "fresh")
+    assert fresh.verify().entries == 0  # a new ledger has no head and no entries: nothing to rule out
+    fill(fresh, 1)
+    assert fresh.verify().entries == 1
+
+
+def test_an_anchor_kept_elsewhere_proves_the_ledger_was_not_cut_before_it(ledger):
+    kept = ledger.anchor()
+    assert kept["seq"] == 4
+    fill(ledger, 2)
+    assert ledger.verify(anchor=kept["hash"]).entries == 6
+    rows = lines(ledger)
+    ledger.path.write_text("\n".join(rows[:3]) + "\n")  # cut, and the head rewritten to match:
+    third = json.loads(rows[2])
+    ledger.head.write_text(json.dumps({"seq": third["seq"], "hash": third["hash"]}))
+    assert ledger.verify().entries == 3  # the chain and the head agree ...
+    with pytest.raises(LedgerBroken) as caught:  # ... but the anchor is gone
+        ledger.verify(anchor=kept["hash"])
+    assert f"the anchor {kept['hash']} is no entry of the ledger (it ends at entry seq 3)" in str(caught.value)
+
+
+def test_a_huge_value_is_stored_cut_with_its_length_and_digest(tmp_path):
+    import hashlib
+
+    ledger = Ledger(tmp_path / "ledger")
+    message = "boom " * 400_000  # 2 MB
+    ledger.append({"kind": "step", "status": "error", "reason": message, "detail": {"also": [message]}},
+                  {"run_id": "r", "ts": "2026-01-01T00:00:00+00:00"})
+    entry = json.loads(lines(ledger)[0])
+    whole = hashlib.sha256(message.encode()).hexdigest()
+    assert entry["record"]["reason"] == message[:4096] + f"... [capped: {len(message)} characters, sha256 {whole}]"
+    assert entry["record"]["detail"]["also"][0] == entry["record"]["reason"]
+    assert ledger.path.stat().st_size < 20_000 and ledger.verify().entries == 1
