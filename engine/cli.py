@@ -354,6 +354,88 @@ def ledger_verify(ctx: click.Context, no_head: bool, anchor: str | None) -> int:
     return ExitCode.OK
 
 
+def _ledger_rows(ctx: click.Context, run: str | None, task: str | None, step: str | None) -> Any:
+    from engine.ledger import Ledger
+
+    ws = _workspace(ctx)
+    for entry in Ledger(ws.ledger_dir).entries():
+        record, envelope = entry.get("record", {}), entry.get("envelope", {})
+        if (run and envelope.get("run_id") != run) or (task and record.get("task_id") != task) or \
+                (step and record.get("step") != step):
+            continue
+        yield entry
+
+
+EXPORT_COLUMNS = ("seq", "ts", "run_id", "kind", "status", "task_id", "task_file", "line", "step", "step_name",
+                  "step_type", "plugin", "operation", "decision", "result", "reason", "trace_id", "hash")
+
+
+def _flat(entry: dict[str, Any]) -> dict[str, Any]:
+    """One entry as a row of ``EXPORT_COLUMNS``."""
+    record, envelope = entry.get("record", {}), entry.get("envelope", {})
+    plugin = record.get("plugin") if isinstance(record.get("plugin"), dict) else {}
+    decision = record.get("decision") if isinstance(record.get("decision"), dict) else {}
+    return {"seq": entry.get("seq"), "ts": envelope.get("ts"), "run_id": envelope.get("run_id"),
+            "kind": record.get("kind"), "status": record.get("status"), "task_id": record.get("task_id"),
+            "task_file": record.get("task_file"), "line": record.get("line"), "step": record.get("step"),
+            "step_name": record.get("step_name"), "step_type": record.get("step_type"),
+            "plugin": plugin.get("id"), "operation": plugin.get("operation"), "decision": decision.get("id"),
+            "result": json.dumps(decision["result"], sort_keys=True) if "result" in decision else None,
+            "reason": record.get("reason"), "trace_id": envelope.get("trace_id"), "hash": entry.get("hash")}
+
+
+@ledger.command("export")
+@click.option("--run", help="Only the entries of this run id.")
+@click.option("--task", help="Only the entries of this task id.")
+@click.option("--step", help="Only the entries of this step (BPMN element id).")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True,
+              help="jsonl: the entries as stored; csv: one row per entry, the columns other tools want.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write here (default: stdout).")
+@click.pass_context
+def ledger_export(ctx: click.Context, run: str | None, task: str | None, step: str | None, fmt: str,
+                  output: Path | None) -> int:
+    """The ledger's entries for other tools, filtered by run, task or step."""
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    if fmt == "csv":
+        writer = csv.DictWriter(buffer, fieldnames=EXPORT_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        for entry in _ledger_rows(ctx, run, task, step):
+            writer.writerow(_flat(entry))
+    else:
+        for entry in _ledger_rows(ctx, run, task, step):
+            buffer.write(json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n")
+    if output is not None:
+        output.write_text(buffer.getvalue(), encoding="utf-8")
+    else:
+        sys.stdout.write(buffer.getvalue())
+    return ExitCode.OK
+
+
+@ledger.command("show")
+@click.option("--run", help="Only the entries of this run id.")
+@click.option("--task", help="Only the entries of this task id.")
+@click.option("--step", help="Only the entries of this step (BPMN element id).")
+@click.pass_context
+def ledger_show(ctx: click.Context, run: str | None, task: str | None, step: str | None) -> int:
+    """The ledger's entries, one line each: seq, time, what, task, step, status, and the plugin, decision
+    result or reason."""
+    shown = 0
+    for entry in _ledger_rows(ctx, run, task, step):
+        row = _flat(entry)
+        what = (f"{row['plugin']}.{row['operation']}" if row["plugin"] else
+                f"{row['decision']} -> {row['result']}" if row["decision"] else row["reason"] or "")
+        where = row["step"] or (entry.get("record", {}).get("transition") or "")
+        out.print(f"{row['seq']:>6} {row['ts'] or '':<32} {row['kind'] or '':<6} {row['task_id'] or '-':<16} "
+                  f"{where:<28} {row['status'] or '':<10} {what}", markup=False)
+        shown += 1
+    if not shown:
+        out.print("no ledger entries match", markup=False)
+    return ExitCode.OK
+
+
 @ledger.command("anchor")
 @click.pass_context
 def ledger_anchor(ctx: click.Context) -> int:

@@ -225,6 +225,22 @@ class Ledger:
         raise LedgerBroken(f"{self.head.name} is not the head the ledger writes ({{\"seq\": N, \"hash\": ...}}): "
                            "it was edited", file=str(self.head))
 
+    def entries(self) -> Iterator[dict[str, Any]]:
+        """Every entry, oldest first, read under the shared lock (a commit in progress is not seen half
+        written). Not verified: ``verify`` is what checks them."""
+        fd = os.open(self.path, os.O_RDONLY) if self.path.exists() else None
+        try:
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_SH)
+            for path in self.files():
+                with path.open(encoding="utf-8") as handle:
+                    for raw in handle:
+                        if raw.strip():
+                            yield json.loads(raw)
+        finally:
+            if fd is not None:
+                os.close(fd)
+
     def anchor(self) -> dict[str, Any]:
         """``{"seq", "hash"}`` of the last entry, for the operator to keep elsewhere: ``verify(anchor=hash)``
         later proves the ledger still holds that entry (and so was not cut before it)."""

@@ -357,3 +357,26 @@ def test_a_plugins_business_error_is_caught_by_an_error_boundary_event(example_w
     technical = [e["record"]["step"] for e in ledger_entries(example_ws) if e["record"].get("task_id") == "b2"
                  and e["record"]["kind"] == "step"]
     assert "Boundary_conflict" not in technical and "End_ok" in technical
+
+
+def test_ledger_export_and_show_filter_by_run_task_and_step(example_ws):
+    import csv
+    import io
+
+    engine("run", "--drain", cwd=example_ws, check=0)
+    stored = (example_ws / ".engine" / "ledger" / "ledger.jsonl").read_text().splitlines()
+    mine = [line for line in stored if json.loads(line)["record"].get("task_id") == "inspect-status"]
+    exported = engine("ledger", "export", "--task", "inspect-status", cwd=example_ws, check=0).stdout.splitlines()
+    assert exported == mine  # the entries as stored, byte for byte, in order
+    run_id = json.loads(stored[0])["envelope"]["run_id"]
+    assert engine("ledger", "export", "--run", run_id, cwd=example_ws, check=0).stdout.splitlines() == stored
+    rows = list(csv.DictReader(io.StringIO(engine("ledger", "export", "--format", "csv", "--task", "inspect-status",
+                                                  cwd=example_ws, check=0).stdout)))
+    assert [r["seq"] for r in rows] == [str(json.loads(line)["seq"]) for line in mine]
+    acquire = [r for r in rows if r["step"] == "Task_acquire"]
+    assert acquire and acquire[0]["plugin"] == "git-inspector" and acquire[0]["operation"] == "status"
+    shown = engine("ledger", "show", "--task", "inspect-status", "--step", "Task_select_plugin", cwd=example_ws,
+                   check=0).stdout.splitlines()
+    assert len(shown) == 1 and 'select_plugin -> "git-inspector"' in shown[0]
+    assert engine("ledger", "show", "--task", "nobody", cwd=example_ws, check=0).stdout.strip() == \
+        "no ledger entries match"
