@@ -387,8 +387,9 @@ def check_calls(checker: _Checker, files: dict[Path, Any]) -> None:
 def load_models(bpmn: Path, dmn_path: Path, registry: Registry) -> Models:
     """Check and parse both models; ``ModelError`` lists every problem when anything is wrong.
 
-    The other ``.bpmn`` files beside ``bpmn`` (the workspace's ``process/`` folder) are models too: their
-    processes can be called by call activities, and they are checked the same way."""
+    The other ``.bpmn`` files beside ``bpmn`` (the workspace's ``process/`` folder) whose processes call
+    activities reach (transitively) are models too, and are checked the same way; files nothing calls
+    are not read as models."""
     checker = _Checker(bpmn, dmn_path, registry)
     tree = checker.parse_xml(bpmn)
     processes = checker.check_bpmn(tree) if tree is not None else []

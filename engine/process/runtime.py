@@ -102,6 +102,20 @@ class RunContext:
         return self.workspace / ".engine" / "worktrees"
     host: str = field(default_factory=socket.gethostname)
 
+    def plugin_env(self, plugin: LoadedPlugin) -> list[str]:
+        """The names of the environment ``plugin`` is given: a worker's scrubbed one (``PATH`` and what its
+        spec names), the engine's own for a plugin that runs in the engine's process (the plugins that
+        ship with the engine aside: they are the engine's own code, as the kernel is)."""
+        if plugin.spec.isolation == "inprocess":
+            return [] if plugin.origin in ("builtin", "bundled") else sorted(os.environ)
+        return sorted(self.dispatcher.pool.environment(WorkerSpec.of(plugin)))
+
+    @functools.cached_property
+    def plugins_env(self) -> list[str]:
+        """The names any installed plugin is given (what a task's policy check sees): the same for every
+        task of the run, so computed once."""
+        return sorted({name for plugin in self.registry.plugins.values() for name in self.plugin_env(plugin)})
+
     def envelope(self, duration_ms: float | None = None) -> dict[str, Any]:
         env: dict[str, Any] = {"run_id": self.run_id, "ts": self.clock.now().isoformat(), "host": self.host,
                                "pid": os.getpid(), "worker": self.worker, **self.telemetry.ids()}
@@ -269,21 +283,13 @@ class TaskRunner:
             breakers.record(plugin.id, True)
         return output
 
-    def _plugin_env(self, plugin: LoadedPlugin) -> list[str]:
-        """The names of the environment ``plugin`` is given: a worker's scrubbed one (``PATH`` and what its
-        spec names), the engine's own for a plugin that runs in the engine's process (the plugins that
-        ship with the engine aside: they are the engine's own code, as the kernel is)."""
-        if plugin.spec.isolation == "inprocess":
-            return [] if plugin.origin in ("builtin", "bundled") else sorted(os.environ)
-        return sorted(self.run.dispatcher.pool.environment(WorkerSpec.of(plugin)))
-
     def _policy(self, phase: str, plugin: LoadedPlugin, operation: str, **extra: Any) -> None:
         """Ask the policies about a change (``phase`` apply); a denial fails the call before (or right after)
         the change, which the process then rolls back. Secrets found go to the redaction layer."""
         if self.run.policy is None:
             return
         result = self.run.policy.check({
-            "phase": phase, "task": self.task.as_data(), "env": self._plugin_env(plugin),
+            "phase": phase, "task": self.task.as_data(), "env": self.run.plugin_env(plugin),
             "plugin": {"id": plugin.id, "category": plugin.spec.category, "whatif": plugin.spec.whatif}, **extra})
         for secret in result.secrets:
             remember(secret.value, secret.rule)
@@ -544,8 +550,7 @@ class TaskRunner:
             return "confinement", refused
         if self.run.policy is None:
             return None
-        env = sorted({name for plugin in self.run.registry.plugins.values() for name in self._plugin_env(plugin)})
-        result = self.run.policy.check({"phase": "task", "task": self.task.as_data(), "env": env})
+        result = self.run.policy.check({"phase": "task", "task": self.task.as_data(), "env": self.run.plugins_env})
         for secret in result.secrets:
             remember(secret.value, secret.rule)
         if result.allowed:
