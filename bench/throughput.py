@@ -12,7 +12,10 @@ Five modes in one run, interleaved (round 1 of every mode, then round 2 of every
   workers' included (they exit, and are waited for, before it does).
 - ``noop-files``: the same over ``--files`` one-line files (every file claimed, reported, moved).
 - ``shipped``: the shipped process with the real bundled plugins (git-inspector runs git) over
-  ``--shipped`` tasks on the example workspace's small repository.
+  ``--shipped`` tasks on the example workspace's small repository. The workspaces of every round are made
+  before the first round, as an operator's repository exists before a run: git-inspector gives a warm
+  worker's last snapshot of a working tree again only when nothing in it changed in the two seconds before
+  that snapshot, so a repository written just now would have every snapshot of the first seconds remade.
 - ``raw``: SpiffWorkflow alone, in this process, on the shipped model parsed by the engine's parser
   (``EngineParser``, SpiffWorkflow's ``CamundaParser`` with the engine's task classes: the stock one
   leaves an external service task STARTED without calling the script engine and makes a plain
@@ -383,6 +386,7 @@ def main() -> None:
             raise SystemExit(f"raw SpiffWorkflow takes another path: {' > '.join(raw)}")
         if {k: decisions.get(k) for k in DECISIONS} != DECISIONS:
             raise SystemExit(f"the engine's decisions {decisions} differ from raw's fixed {DECISIONS}")
+        shipped = [shipped_workspace(base / f"round-{index + 1}" / "shipped") for index in range(args.rounds)]
         for index in range(args.rounds):
             here = base / f"round-{index + 1}"
             ws = noop_workspace(here / "startup", bound)
@@ -394,7 +398,7 @@ def main() -> None:
             ws = noop_workspace(here / "noop-files", bound)
             put(ws, args.files, 1)
             results["noop-files"].append(engine_round(ws, args.files))
-            ws = shipped_workspace(here / "shipped")
+            ws = shipped[index]
             put(ws, args.shipped, args.shipped)
             results["shipped"].append(engine_round(ws, args.shipped))
             results["raw"].append(raw_round(spec, subprocesses, engine, task, args.tasks, len(path)))

@@ -2,7 +2,9 @@
 
 import hashlib
 import os
+import shutil
 import subprocess
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -189,27 +191,198 @@ def test_a_snapshot_of_an_index_git_inspector_cannot_read_is_written_by_git(repo
                                       text=True).stdout.strip()
 
 
-def test_a_clean_repository_is_snapshotted_with_one_git_process_in_a_warm_worker(repo, tmp_path):
-    """The second status of a clean repository at the same commit runs `git status` only; the snapshot is
-    still HEAD's tree, and a change afterwards is seen."""
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "all")
+@pytest.fixture
+def traced(tmp_path):
+    """git-inspector in a warm worker whose git is a shim logging each git command's name:
+    (call(topic, repo, **data), commands()) where commands() returns the names logged since the last one."""
     log = tmp_path / "git-calls.txt"
     shim = tmp_path / "bin"
     shim.mkdir()
     real = subprocess.run(["which", "git"], capture_output=True, text=True, check=True).stdout.strip()
     (shim / "git").write_text(f'#!/bin/sh\necho "$1" >> {log}\nexec {real} "$@"\n')
     (shim / "git").chmod(0o755)
-    plugin, op = REGISTRY.resolve_topic("git-inspector.status")
     dispatcher = Dispatcher(WorkerPool(tmp_path, environ={"PATH": f"{shim}:{os.environ['PATH']}"}))
-    try:
-        first = dispatcher.call(plugin, op, ctx(repo), {"task": {"id": "t1", "tool": "git"}})["repo_state"]
+
+    def call_warm(topic, workdir, **data):
+        plugin, op = REGISTRY.resolve_topic(topic)
+        return dispatcher.call(plugin, op, ctx(workdir), {"task": {"id": "t1", "tool": "git"}, **data})
+
+    def commands():
+        names = log.read_text().split() if log.exists() else []
         log.write_text("")
-        second = dispatcher.call(plugin, op, ctx(repo), {"task": {"id": "t2", "tool": "git"}})["repo_state"]
-        assert log.read_text().split() == ["status"]
-        assert first["snapshot"] == second["snapshot"] == git(repo, "rev-parse", "HEAD^{tree}").strip()
-        (repo / "a.txt").write_text("changed\n")
-        third = dispatcher.call(plugin, op, ctx(repo), {"task": {"id": "t3", "tool": "git"}})["repo_state"]
-        assert third["dirty"] and third["snapshot"] != first["snapshot"]
-    finally:
-        dispatcher.pool.close()
+        return [n for n in names if n != "version"]  # GitPython asks for git's version as a worker starts
+
+    yield call_warm, commands
+    dispatcher.pool.close()
+
+
+def porcelain(repo):
+    """(changed, untracked) as `git status` says them."""
+    out = subprocess.run(["git", "status", "--porcelain", "-z", "--untracked-files=all", "--no-renames"], cwd=repo,
+                         capture_output=True, check=True).stdout.decode()
+    rows = [r for r in out.split("\0") if len(r) > 3]
+    return sorted({r[3:] for r in rows if r[:2] != "??"}), sorted(r[3:] for r in rows if r[:2] == "??")
+
+
+def written_by_git(repo):
+    """The tree `git add -A` + `git write-tree` make of the working tree, through a copy of the index."""
+    env = {**os.environ, "GIT_INDEX_FILE": str(repo / ".git" / "scratch-index")}
+    if (repo / ".git" / "index").exists():
+        shutil.copy2(repo / ".git" / "index", repo / ".git" / "scratch-index")
+    subprocess.run(["git", "add", "-A"], cwd=repo, env=env, check=True)
+    tree = subprocess.run(["git", "write-tree"], cwd=repo, env=env, check=True, capture_output=True,
+                          text=True).stdout.strip()
+    (repo / ".git" / "scratch-index").unlink()
+    return tree
+
+
+def _commit_all(repo):
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "all")
+
+
+def _swap_for_symlink(repo):
+    (repo / "a.txt").unlink()
+    (repo / "a.txt").symlink_to("new.txt")
+
+
+def _file_becomes_folder(repo):
+    (repo / "a.txt").unlink()
+    (repo / "a.txt").mkdir()
+    (repo / "a.txt" / "inside.txt").write_text("i\n")
+
+
+def _exec_bit(repo):
+    _commit_all(repo)
+    (repo / "a.txt").chmod(0o755)
+
+
+def _reverted(repo):
+    (repo / "a.txt").write_text("one\ntwo\n")  # HEAD's content again, with a new mtime
+
+
+def _staged_then_deleted(repo):
+    (repo / "c.txt").write_text("c\n")
+    git(repo, "add", "c.txt")
+    (repo / "c.txt").unlink()
+
+
+def _staged_and_changed_again(repo):
+    git(repo, "add", "a.txt")
+    (repo / "a.txt").write_text("third\n")
+
+
+def _folders_and_ignores(repo):
+    (repo / ".gitignore").write_text("build/\n*.log\n")
+    for name in ("dir/sub/x.txt", "dir/y.log", "build/o.txt", "dir with space/\u00fc \u00f1.txt", "only/deep/er/z"):
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo / name).write_text(name)
+
+
+def _no_commit_yet(repo):
+    subprocess.run(["rm", "-rf", str(repo / ".git")], check=True)
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "a.txt")
+
+
+# How the repository fixture (a.txt committed then changed, new.txt untracked) is changed further.
+STATES = {
+    "changed and untracked": lambda repo: None,
+    "clean": _commit_all,
+    "staged new file": lambda repo: ((repo / "b.txt").write_text("b\n"), git(repo, "add", "b.txt")),
+    "staged then deleted": _staged_then_deleted,
+    "staged and changed again": _staged_and_changed_again,
+    "deleted": lambda repo: (repo / "a.txt").unlink(),
+    "deletion staged": lambda repo: git(repo, "rm", "-q", "--cached", "a.txt"),
+    "reverted to HEAD": _reverted,
+    "executable bit": _exec_bit,
+    "file becomes symlink": _swap_for_symlink,
+    "file becomes folder": _file_becomes_folder,
+    "folders, odd names and ignores": _folders_and_ignores,
+    "no commit yet": _no_commit_yet,
+}
+# Indexes git-inspector leaves to `git status` (a split index, whose copy it cannot read, to `git write-tree`
+# as well).
+LEFT_TO_GIT = {
+    "assume-unchanged": lambda repo: git(repo, "update-index", "--assume-unchanged", "a.txt"),
+    "skip-worktree": lambda repo: git(repo, "update-index", "--skip-worktree", "a.txt"),
+    "intent-to-add": lambda repo: git(repo, "add", "-N", "new.txt"),
+    "split index": lambda repo: git(repo, "update-index", "--split-index"),
+}
+GIT_COMMANDS = {"split index": ["add", "write-tree", "status"]}
+
+
+@pytest.mark.parametrize("state", sorted(STATES) + sorted(LEFT_TO_GIT))
+def test_status_says_what_git_status_says(repo, traced, state):
+    """status compares the snapshot's index with the repository's index and HEAD's tree itself: it must
+    say exactly what `git status` says, with one git process (`git add`) for the snapshot; an index it does
+    not read that way is given to `git status`."""
+    call_warm, commands = traced
+    (STATES | LEFT_TO_GIT)[state](repo)
+    want_changed, want_untracked = porcelain(repo)
+    commands()
+    found = call_warm("git-inspector.status", repo)["repo_state"]
+    assert (found["changed"], found["untracked"]) == (want_changed, want_untracked)
+    assert found["dirty"] == bool(want_changed or want_untracked)
+    assert commands() == GIT_COMMANDS.get(state, ["add", "status"] if state in LEFT_TO_GIT else ["add"])
+    assert found["snapshot"] == written_by_git(repo)
+
+
+def _rewrite_same_size_same_mtime(repo):
+    before = (repo / "a.txt").stat()
+    assert before.st_size == len("ONE\nTWO\nthree\n")
+    (repo / "a.txt").write_text("ONE\nTWO\nthree\n")
+    os.utime(repo / "a.txt", ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
+def _ignore_a_file(repo):
+    (repo / ".gitignore").write_text("new.txt\n")
+
+
+# Changes made after a working tree's snapshot was kept: each must be seen by the next one.
+LATER = {
+    "same size, mtime put back": _rewrite_same_size_same_mtime,
+    "file added to a folder": lambda repo: (repo / "dir" / "late.txt").write_text("late\n"),
+    "file in a new nested folder": lambda repo: ((repo / "dir" / "n1" / "n2").mkdir(parents=True),
+                                                  (repo / "dir" / "n1" / "n2" / "f").write_text("f\n")),
+    "file deleted": lambda repo: (repo / "dir" / "kept.txt").unlink(),
+    "executable bit": lambda repo: (repo / "a.txt").chmod(0o755),
+    "ignored by .gitignore": _ignore_a_file,
+    "staged (index only)": lambda repo: git(repo, "add", "new.txt"),
+    "excluded by info/exclude": lambda repo: (repo / ".git" / "info" / "exclude").write_text("new.txt\n"),
+}
+
+
+def test_a_warm_worker_gives_an_unchanged_working_trees_snapshot_again_and_sees_every_change(tmp_path, traced):
+    """A snapshot is kept with what the working tree looked like; while nothing in it changed (and it was
+    already two seconds old) status runs no git process at all. Every kind of later change is seen; a
+    working tree changed just before its snapshot is snapshotted again."""
+    call_warm, commands = traced
+    repos = {}
+    for number, name in enumerate(LATER):
+        path = tmp_path / f"repo{number}"
+        (path / "dir").mkdir(parents=True)
+        git(path, "init", "-q", "-b", "main")
+        (path / "a.txt").write_text("one\ntwo\nthree\n")
+        (path / "dir" / "kept.txt").write_text("k\n")
+        _commit_all(path)
+        (path / "new.txt").write_text("x\n")
+        repos[name] = path
+    fresh = repos[next(iter(LATER))]
+    first = call_warm("git-inspector.status", fresh)["repo_state"]
+    assert call_warm("git-inspector.status", fresh)["repo_state"] == first
+    assert commands() == ["add", "add"]  # files changed less than two seconds before: not kept
+    time.sleep(2.2)
+    for name, path in repos.items():
+        first = call_warm("git-inspector.status", path)["repo_state"]
+        commands()
+        assert call_warm("git-inspector.status", path)["repo_state"] == first
+        assert call_warm("git-inspector.diff", path, since=first["snapshot"])["diff"]["files"] == []
+        assert commands() == [], name
+        LATER[name](path)
+        later = call_warm("git-inspector.status", path)["repo_state"]
+        assert (later["changed"], later["untracked"]) == porcelain(path), name
+        assert later["snapshot"] == written_by_git(path), name
+        if name != "staged (index only)":  # else only the index changed: the working tree's tree is the same
+            assert later["snapshot"] != first["snapshot"], name
+        assert commands() == ["add"], name
