@@ -38,11 +38,14 @@ LEDGER_FILE = "ledger.jsonl"
 HEAD_FILE = "head.json"  # seq and hash of the last entry: a removed last line is noticed too
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
 def canonical(data: Any) -> bytes:
     """Sorted-key, compact JSON. Keys of mixed types (a script task's ``{1: "a", "b": 2}``) are made
     strings first, as JSON would write them anyway."""
     try:
-        text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+        text = _CANONICAL.encode(data)
     except TypeError:
         plain = json.loads(json.dumps(data, ensure_ascii=False, default=str))
         text = json.dumps(plain, sort_keys=True, separators=(",", ":"), ensure_ascii=False)

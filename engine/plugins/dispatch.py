@@ -80,10 +80,11 @@ class Dispatcher:
                                     problems=found, side="input", **subject)
         if plugin.spec.isolation == "inprocess":
             result = self._inprocess(plugin, op_name, ctx, data, subject)
-        else:
-            timeout = timeout_for(plugin, op_name, task_timeout, self.performance)
-            result = self._isolated(plugin, op_name, ctx, data, timeout, cancelled, traceparent, subject, interrupt)
-        return _checked_output(plugin, op_name, result, op.output_schema, subject)
+            return _checked_output(plugin, op_name, result, op.output_schema, subject)
+        timeout = timeout_for(plugin, op_name, task_timeout, self.performance)
+        result = self._isolated(plugin, op_name, ctx, data, timeout, cancelled, traceparent, subject, interrupt)
+        # a worker's answer came as a frame: plain JSON already (engine.plugins.protocol), and a copy of its own
+        return _checked_output(plugin, op_name, result, op.output_schema, subject, plain=True)
 
     def _inprocess(self, plugin: LoadedPlugin, op_name: str, ctx: Context, data: Mapping[str, Any],
                    subject: dict[str, Any]) -> Any:
@@ -165,15 +166,19 @@ def _declared(plugin: LoadedPlugin, op_name: str, message: str, code: str | None
 
 
 def _checked_output(plugin: LoadedPlugin, op_name: str, result: Any, schema: Mapping[str, Any],
-                    subject: dict[str, Any]) -> dict[str, Any]:
+                    subject: dict[str, Any], plain: bool = False) -> dict[str, Any]:
     if not isinstance(result, Mapping):
         raise ContractViolation(f"{plugin.id}.{op_name} returned {type(result).__name__}, not an object",
                                 side="output", **subject)
-    try:  # the output goes to the ledger and the run record: it must be plain JSON
-        output: dict[str, Any] = json.loads(json.dumps(dict(result), allow_nan=False))
-    except (TypeError, ValueError) as e:
-        raise ContractViolation(f"output of {plugin.id}.{op_name} is not plain JSON: {e}", side="output",
-                                **subject) from e
+    output: dict[str, Any]
+    if plain and isinstance(result, dict):
+        output = result
+    else:
+        try:  # the output goes to the ledger and the run record: it must be plain JSON
+            output = json.loads(json.dumps(dict(result), allow_nan=False))
+        except (TypeError, ValueError) as e:
+            raise ContractViolation(f"output of {plugin.id}.{op_name} is not plain JSON: {e}", side="output",
+                                    **subject) from e
     found: list[Problem] = problems_against(schema, output)
     if found:
         raise ContractViolation(f"output of {plugin.id}.{op_name} violates its output_schema",

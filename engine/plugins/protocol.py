@@ -41,6 +41,10 @@ def encode(message: dict[str, Any]) -> bytes:
     return HEADER.pack(len(body)) + body
 
 
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not a JSON value")
+
+
 class FrameReader:
     """Turns bytes as they arrive into whole messages."""
 
@@ -58,8 +62,8 @@ class FrameReader:
                 break
             body = bytes(self._buffer[HEADER.size:HEADER.size + size])
             del self._buffer[:HEADER.size + size]
-            try:
-                message = json.loads(body)
+            try:  # NaN and Infinity are not JSON (the sender's encoder refuses them too): a frame is plain JSON
+                message = json.loads(body, parse_constant=_not_json)
             except (UnicodeDecodeError, ValueError, RecursionError) as e:
                 raise ProtocolError(f"frame is not JSON: {e}") from None
             if not isinstance(message, dict):

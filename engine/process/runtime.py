@@ -116,9 +116,12 @@ class RunContext:
         task of the run, so computed once."""
         return sorted({name for plugin in self.registry.plugins.values() for name in self.plugin_env(plugin)})
 
+    @functools.cached_property
+    def _envelope(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "host": self.host, "pid": os.getpid(), "worker": self.worker}
+
     def envelope(self, duration_ms: float | None = None) -> dict[str, Any]:
-        env: dict[str, Any] = {"run_id": self.run_id, "ts": self.clock.now().isoformat(), "host": self.host,
-                               "pid": os.getpid(), "worker": self.worker, **self.telemetry.ids()}
+        env: dict[str, Any] = {**self._envelope, "ts": self.clock.now().isoformat(), **self.telemetry.ids()}
         if duration_ms is not None:
             env["duration_ms"] = round(duration_ms, 3)
         return env

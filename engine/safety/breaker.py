@@ -12,7 +12,9 @@ fsync'd on every change, so it survives restarts; times come from the kernel's c
 
 from __future__ import annotations
 
+import copy
 import json
+import os
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -37,15 +39,29 @@ class Breakers:
     def __init__(self, path: Path, clock: Clock, thresholds: Thresholds) -> None:
         self.path, self.clock, self.thresholds = path, clock, thresholds
         self._lock = threading.Lock()  # parallel branches of a task record their calls from several threads
+        # the file as last read, by its stat: read again only when it changed (it is replaced on every change,
+        # by this kernel or another one), not on each of the two or three looks every plugin call takes
+        self._read: tuple[tuple[int, int, int, int], dict[str, dict[str, Any]]] | None = None
 
     def _load(self) -> dict[str, dict[str, Any]]:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return {}
+        except OSError:
+            return {}
+        key = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        if self._read is not None and self._read[0] == key:
+            return copy.deepcopy(self._read[1])
         try:
             loaded = json.loads(self.path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return {}
         except (OSError, ValueError):
             return {}  # a garbled file cannot be trusted to keep a breaker open: start closed, say so in status
-        return loaded if isinstance(loaded, dict) else {}
+        state = loaded if isinstance(loaded, dict) else {}
+        self._read = (key, state)
+        return copy.deepcopy(state)
 
     def _save(self, state: dict[str, dict[str, Any]]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

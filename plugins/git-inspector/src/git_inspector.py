@@ -67,21 +67,36 @@ _SNAPSHOTS: dict[str, _Snapshot] = {}  # working tree -> its last snapshot (this
 _HEAD_FILES: dict[str, Files] = {}  # commit id -> the files of its tree (commit ids are content hashes)
 _INDEXES: dict[str, tuple[Any, Files | None]] = {}  # index file -> (its stat, its entries or None)
 _SCRATCH: list[str] = []
+_REPOS: dict[str, tuple[Any, Any]] = {}  # working tree -> (what its .git is, its Repo)
 
 
 def _repo(ctx: Context) -> Any:
+    """The task's repository; the same GitPython object again while its ``.git`` is the same (a warm
+    worker reads the repository's config once, not at every call)."""
     if shutil.which("git") is None:
         raise PluginError("git is not installed or not on PATH; install git or put it on the engine's PATH",
                           retryable=False)
     if git is None:
         raise PluginError("GitPython cannot be imported in the plugin's worker; install GitPython>=3.1 in the "
                           "engine's environment", retryable=False)
+    path = str(ctx.workdir)
     try:
-        return git.Repo(ctx.workdir)
+        st = os.stat(os.path.join(path, ".git"))
+        key = (st.st_ino, st.st_dev, st.st_mode)
+    except OSError:
+        key = None
+    known = _REPOS.get(path)
+    if key is not None and known is not None and known[0] == key:
+        return known[1]
+    try:
+        repo = git.Repo(ctx.workdir)
     except git.NoSuchPathError as e:
         raise PluginError(f"repository {ctx.workdir} does not exist", retryable=False) from e
     except git.InvalidGitRepositoryError as e:
         raise PluginError(f"{ctx.workdir} is not a git repository", retryable=False) from e
+    if key is not None and os.path.realpath(repo.working_dir) == os.path.realpath(path):
+        _remember(_REPOS, path, (key, repo))
+    return repo
 
 
 def _args(data: Mapping[str, Any]) -> Mapping[str, Any]:
