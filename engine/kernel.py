@@ -26,6 +26,7 @@ from engine.plugins.loader import Registry
 from engine.plugins.pool import WorkerPool
 from engine.policy import PolicyEngine
 from engine.process import Models, Outcome, RunContext, TaskRunner, load_models
+from engine.process.pinned import pin
 from engine.queue import Claim, TaskQueue
 from engine.safety.breaker import BREAKERS_FILE, Breakers, Thresholds
 from engine.safety.journal import Journal
@@ -135,6 +136,7 @@ class Kernel:
                          journal=self.journal, breakers=self.breakers, policy=self.policy)
         summary = RunSummary(run_id)
         self.queue.ensure()
+        pin(self.models, self.ws.models_dir)  # before any claim: every entry of the run names models kept
         self._write_run(run_dir, summary, "running")
         ctx.log.info("run_started", bpmn=str(self.models.bpmn_path), dmn=str(self.models.dmn_path),
                      models=self.models.hashes, drain=drain)

@@ -55,6 +55,11 @@ class Workspace:
         return self.engine_dir / "ledger"
 
     @property
+    def models_dir(self) -> Path:
+        """The pinned models (``engine.process.pinned``): every model a run used, by content hash."""
+        return self.engine_dir / "models"
+
+    @property
     def runs_dir(self) -> Path:
         return self.engine_dir / "runs"
 
