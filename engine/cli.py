@@ -191,7 +191,8 @@ def status(ctx: click.Context, as_json: bool) -> int:
     from engine.safety.worktrees import kept
 
     ws = _workspace(ctx, log=False)
-    counts = TaskQueue(ws.tasks, worker="status").counts()
+    queue = TaskQueue(ws.tasks, worker="status")
+    counts, parked = queue.counts(), queue.parked()
     runs = []
     for path in sorted(ws.runs_dir.glob("*/run.json"))[-5:]:
         body = json.loads(path.read_text(encoding="utf-8"))
@@ -206,7 +207,7 @@ def status(ctx: click.Context, as_json: bool) -> int:
         if (ws.state_dir / BREAKERS_FILE).exists() else {}
     if as_json:
         out.print_json(json.dumps({"workspace": str(ws.root), "queue": counts, "workers": workers, "runs": runs,
-                                   "worktrees": left, "breakers": breakers}))
+                                   "parked": parked, "worktrees": left, "breakers": breakers}))
         return ExitCode.OK
     from rich.table import Table
 
@@ -216,6 +217,9 @@ def status(ctx: click.Context, as_json: bool) -> int:
     out.print(table)
     for w in workers:
         out.print(f"worker {w['worker']}: last beat {w['beat']}, working on {w['current_file'] or 'nothing'}")
+    for p in parked:
+        out.print(f"parked: {p['file']} line {p['line']} (task {p['task_id']}) waits on a timer until {p['wake']}",
+                  markup=False)
     if runs:
         table = Table("run", "state", "done", "failed", "quarantine", title="last runs")
         for r in runs:
@@ -329,6 +333,25 @@ def worktrees_prune(ctx: click.Context, days: float) -> int:
     for w in removed:
         out.print(f"removed {w.get('path')} (branch {w.get('branch', '?')} kept)", markup=False)
     out.print(f"{len(removed)} worktree(s) removed")
+    return ExitCode.OK
+
+
+@cli.command()
+@click.argument("run_id", metavar="RUN")
+@click.option("--task", "task_id", metavar="ID", help="Only this task of the run (default: every task it ran).")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write here (default: RUN.html, or RUN-ID.html with --task, in the current directory).")
+@click.pass_context
+def show(ctx: click.Context, run_id: str, task_id: str | None, output: Path | None) -> int:
+    """Write one self-contained HTML file picturing RUN: the process it ran on (as pinned), the path each
+    task took and each step's status, and the decision tables with the matched rows marked."""
+    from engine.audit import picture
+
+    ws = _workspace(ctx)
+    page = picture.render(picture.gather(ws, run_id, task_id))
+    path = output or Path.cwd() / (f"{run_id}-{task_id}.html" if task_id else f"{run_id}.html")
+    path.write_text(page, encoding="utf-8")
+    out.print(str(path), markup=False)
     return ExitCode.OK
 
 
@@ -523,6 +546,57 @@ def _parse_inputs(pairs: Sequence[str]) -> dict[str, str]:
             raise UsageError(f"--input {pair!r}: write it as name=value")
         inputs[name.strip()] = value
     return inputs
+
+
+@cli.command()
+@click.argument("task_id", metavar="TASK")
+@click.option("--file", "task_file", metavar="FILE", help="The task file the task is in, when its id is in several.")
+@click.option("--run", "run_id", metavar="RUN", help="The run (its id, or the start of it), when the task ran in "
+                                                     "several.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+def explain(ctx: click.Context, task_id: str, task_file: str | None, run_id: str | None, as_json: bool) -> int:
+    """The story of one TASK from the ledger: its steps, plugins, decisions (inputs, matched rows, each
+    re-derived from the model its run used), retries and outcome."""
+    from engine.audit.explain import explain as explain_task
+
+    ws = _workspace(ctx, log=False)
+    story = explain_task(ws, task_id, task_file=task_file, run=run_id)
+    if as_json:
+        out.print_json(json.dumps(story.as_dict(), default=str))
+    else:
+        for line in story.lines():
+            out.print(line, markup=False)
+    return ExitCode.OK
+
+
+@cli.command()
+@click.argument("run_id", metavar="RUN")
+@click.option("--task", "task_id", metavar="ID", help="Replay only this task of the run.")
+@click.option("--json", "as_json", is_flag=True, help='Print {"run": ..., "tasks": [...]}.')
+@click.pass_context
+def replay(ctx: click.Context, run_id: str, task_id: str | None, as_json: bool) -> int:
+    """Run each task of RUN again on the models it used, with its plugin calls' recorded results, and check
+    every record it makes (decisions, flows, state digests) against the ledger. Exit 4 at a difference."""
+    from engine.kernel import load_registry
+    from engine.process.replay import replay_lines, replay_run
+
+    ws = _workspace(ctx)
+    if not (ws.runs_dir / run_id / "run.json").is_file() or "/" in run_id or run_id in (".", ".."):
+        runs = sorted((p.parent.name for p in ws.runs_dir.glob("*/run.json")), reverse=True)[:5]
+        raise UsageError(f"no run {run_id!r} in {ws.runs_dir}; the most recent: {', '.join(runs) or 'none'}")
+    results = replay_run(ws, load_registry(ws), run_id, task_id)
+    if task_id is not None and not results:
+        raise UsageError(f"run {run_id} has no task {task_id!r}")
+    if as_json:
+        out.print_json(json.dumps({"run": run_id, "tasks": [r.as_dict() for r in results]}))
+    else:
+        for line in replay_lines(results):
+            out.print(line, markup=False)
+        bad = sum(1 for r in results if not r.ok)
+        out.print(f"replay {run_id}: {len(results) - bad} of {len(results)} task(s) made the records the ledger "
+                  "holds" + (f"; {bad} differ" if bad else ""), markup=False)
+    return ExitCode.OK if all(r.ok for r in results) else ExitCode.LEDGER_BROKEN
 
 
 @cli.command()

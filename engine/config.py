@@ -28,11 +28,18 @@ DEFAULT_TOML = """\
 # A task file claimed this many times without finishing (its worker died each time) goes to
 # quarantine/ instead of being run again.
 max_claims = 3
+# A task waiting this many seconds or more for a timer (a retry's back-off, a timer event) is parked: its
+# file stays in processing/, the worker takes other files meanwhile, and the task goes on when it is due.
+park_after_sec = 2.0
 
 [repos]
 # A task's repo must lie inside the workspace or under one of these folders (absolute, or relative to
 # the workspace), symlinks followed; a task naming a repository elsewhere fails before any step runs.
 roots = []
+
+[ledger]
+# The audit ledger's current file is sealed as a numbered segment once it reaches this many MiB.
+segment_mb = 64
 
 [plugins]
 # On SIGTERM/SIGINT, how long a plugin call in flight may go on before its worker is stopped and the
@@ -71,10 +78,15 @@ class _Section(BaseModel):
 
 class QueueConfig(_Section):
     max_claims: int = Field(3, ge=1, le=1000)
+    park_after_sec: float = Field(2.0, ge=0.1, le=86400 * 366)
 
 
 class ReposConfig(_Section):
     roots: list[str] = Field(default_factory=list)
+
+
+class LedgerConfig(_Section):
+    segment_mb: int = Field(64, ge=1, le=1 << 20)  # MiB a ledger file holds before it is sealed as a segment
 
 
 class PluginsConfig(_Section):
@@ -101,6 +113,7 @@ class PolicyConfig(_Section):
 class Config(_Section):
     queue: QueueConfig = QueueConfig()
     repos: ReposConfig = ReposConfig()
+    ledger: LedgerConfig = LedgerConfig()
     plugins: PluginsConfig = PluginsConfig()
     telemetry: TelemetryConfig = TelemetryConfig()
     policy: PolicyConfig = PolicyConfig()

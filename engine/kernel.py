@@ -13,20 +13,22 @@ import shutil
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import structlog
 
 from engine.clock import Clock
-from engine.errors import LedgerBroken, PluginLoadError, PolicyDenied, Problem
+from engine.errors import EngineError, LedgerBroken, PluginLoadError, PolicyDenied, Problem
 from engine.ledger import Ledger
 from engine.plugins.dispatch import Dispatcher
 from engine.plugins.loader import Registry
 from engine.plugins.pool import WorkerPool
 from engine.policy import PolicyEngine
 from engine.process import Models, Outcome, RunContext, TaskRunner, load_models
-from engine.process.pinned import pin
+from engine.process.pinned import load_pinned, pin
+from engine.process.state import StateError, StateJournal
 from engine.queue import Claim, TaskQueue
 from engine.safety.breaker import BREAKERS_FILE, Breakers, Thresholds
 from engine.safety.journal import Journal
@@ -40,7 +42,8 @@ ROLLBACK_DECISION = "rollback_trigger"  # asked for an apply a killed kernel lef
 @dataclass
 class RunSummary:
     run_id: str
-    files: dict[str, list[str]] = field(default_factory=lambda: {"done": [], "failed": [], "quarantine": []})
+    files: dict[str, list[str]] = field(default_factory=lambda: {"done": [], "failed": [], "quarantine": [],
+                                                                 "parked": []})
     tasks: dict[str, int] = field(default_factory=lambda: {"done": 0, "failed": 0, "quarantine": 0})
     interrupted: bool = False
 
@@ -70,7 +73,7 @@ class Kernel:
         self.registry = registry or load_registry(ws)
         self.models = models or load_models(ws.bpmn, ws.dmn, self.registry)
         self.queue = TaskQueue(ws.tasks, worker=self.worker)
-        self.ledger = Ledger(ws.ledger_dir)
+        self.ledger = Ledger(ws.ledger_dir, segment_bytes=self.config.ledger.segment_mb << 20)
         if telemetry is None:
             console = ws.log_file.open("a", encoding="utf-8") if self.config.telemetry.export == "console" else None
             telemetry = Telemetry.from_config(self.config.telemetry, console_file=console,
@@ -133,7 +136,8 @@ class Kernel:
                          ledger=self.ledger, clock=self.clock, log=self.log.bind(run_id=run_id),
                          worker=self.worker, dispatcher=self.dispatcher, telemetry=self.telemetry,
                          outputs_file=run_dir / "outputs.jsonl", repo_roots=tuple(self.config.repos.roots),
-                         journal=self.journal, breakers=self.breakers, policy=self.policy)
+                         journal=self.journal, breakers=self.breakers, policy=self.policy,
+                         park_after=self.config.queue.park_after_sec)
         summary = RunSummary(run_id)
         self.queue.ensure()
         pin(self.models, self.ws.models_dir)  # before any claim: every entry of the run names models kept
@@ -148,11 +152,16 @@ class Kernel:
                     on_file(str(settled["task_file"]), "quarantine")
         while not stop():
             self._heartbeat(run_id, None)
-            claim = self.queue.claim_next()
+            claim = self.queue.claim_next(now=self.clock.now())
             if claim is None:
-                if drain:
+                parked = self.queue.parked()
+                if drain and not parked:
                     break
-                self._sleep(poll_sec, stop)
+                wait = poll_sec
+                if parked:  # a parked task is part of the work: wake for it (a drain waits for it too)
+                    due = (datetime.fromisoformat(str(parked[0]["wake"])) - self.clock.now()).total_seconds()
+                    wait = max(0.05, min(poll_sec if not drain else due, due))
+                self._sleep(wait, stop)
                 continue
             self._heartbeat(run_id, claim.name)
             dest = self._work(ctx, claim, summary, stop)
@@ -196,7 +205,9 @@ class Kernel:
                 if stop():
                     summary.interrupted = True
                     break
-                outcome = TaskRunner(ctx, item.task, task_file=path.name, line=item.line, stop=stop).execute()
+                runner = TaskRunner(ctx, item.task, task_file=path.name, line=item.line, stop=stop)
+                outcome = runner.execute()
+                runner.record_outcome(outcome)
                 summary.tasks[outcome.status] = summary.tasks.get(outcome.status, 0) + 1
                 if outcome.status != "done":
                     dest = outcome.status if outcome.status in summary.files else "failed"
@@ -230,7 +241,12 @@ class Kernel:
         log = ctx.log.bind(task_file=claim.name)
         if self._poisoned(claim):
             return self._quarantine_poison(ctx, claim, log)
-        if claim.recovered:
+        if claim.unparked:
+            self.queue.unpark(claim)
+            self._queue_entry(ctx, claim, "processing->processing", "resumed", detail={
+                "lines_already_done": sorted(claim.done_lines)})
+            log.info("file_unparked", lines_done=sorted(claim.done_lines))
+        elif claim.recovered:
             self._queue_entry(ctx, claim, "processing->processing", "recovered", detail={
                 "lines_already_done": sorted(claim.done_lines)})
             log.warning("file_recovered", lines_done=sorted(claim.done_lines))
@@ -264,25 +280,32 @@ class Kernel:
                 self.ledger.commit()
                 self.queue.release(claim)  # the file stays in processing/ and resumes on the next start
                 return None
-            runner = TaskRunner(ctx, item.task, task_file=claim.name, line=item.line, stop=stop)
-            self.ledger.append({"kind": "run", "task_id": item.task.id, "task_file": claim.name, "line": item.line,
-                                "models": self.models.hashes, "status": "started"}, ctx.envelope())
+            journal = StateJournal(self.queue.state_path(claim.name, item.line))
             try:
-                outcome = runner.execute()
+                outcome, runner = self._run_task(ctx, claim, item, journal, stop, log)
             except Exception as e:  # a bug must cost its task, not the queue: no file may crash every restart
                 log.exception("task_crashed", task_id=item.task.id)
                 outcome = Outcome("failed", f"internal error while running the task: {type(e).__name__}: {e} "
                                   "(the traceback is in .engine/logs/engine.jsonl)")
+                runner = TaskRunner(ctx, item.task, task_file=claim.name, line=item.line, stop=stop)
+            finally:
+                journal.close()
             if outcome.status == "interrupted":
                 self.ledger.commit()
                 self.queue.release(claim)
                 return None
-            self.ledger.append({"kind": "run", "task_id": item.task.id, "task_file": claim.name,
-                                "line": item.line, "models": self.models.hashes, "status": outcome.status,
-                                **({"reason": outcome.reason} if outcome.reason else {})}, ctx.envelope())
+            if outcome.status == "parked" and outcome.wake is not None:
+                self._queue_entry(ctx, claim, "processing->processing", "parked", detail={
+                    "line": item.line, "task_id": item.task.id, "wake": outcome.wake.isoformat()})
+                self.ledger.commit()  # what the task did so far is on disk before the file is given back
+                self.queue.park(claim, item.line, item.task.id, outcome.wake)
+                log.info("task_parked", task_id=item.task.id, wake=outcome.wake.isoformat())
+                return "parked"
+            runner.record_outcome(outcome)
             entry = {"task_id": item.task.id, **outcome.as_dict()}
             self.ledger.commit()  # the task's steps and outcome are on disk before the queue notes it
             self.queue.record(claim, item.line, entry)
+            journal.remove()
             results.append({"line": item.line, **entry})
             summary.tasks[outcome.status] = summary.tasks.get(outcome.status, 0) + 1
             log.info("task_finished", task_id=item.task.id, status=outcome.status, reason=outcome.reason)
@@ -302,6 +325,47 @@ class Kernel:
         self.queue.finish(claim, dest, report)
         return dest
 
+    def _run_task(self, ctx: RunContext, claim: Claim, item: Any, journal: StateJournal,
+                  stop: Callable[[], bool], log: Any) -> tuple[Outcome, TaskRunner]:
+        """Run one task, or resume it from its state journal when an earlier claim got it under way."""
+        try:
+            lines = journal.lines()
+        except StateError as e:
+            runner = TaskRunner(ctx, item.task, task_file=claim.name, line=item.line, stop=stop)
+            return Outcome("quarantine", f"cannot resume: {e}"), runner
+        if not lines:
+            journal.remove()  # a journal whose first line never became durable: the task starts afresh
+            runner = TaskRunner(ctx, item.task, task_file=claim.name, line=item.line, stop=stop, journal=journal)
+            return runner.execute(), runner
+        hashes = lines[0].get("models") or {}
+        models = self.models
+        if hashes != self.models.hashes:
+            try:  # the task goes on on the models it started with, never on edited ones
+                models = load_pinned(self.ws.models_dir, hashes, self.registry)
+            except EngineError as e:
+                runner = TaskRunner(ctx, item.task, task_file=claim.name, line=item.line, stop=stop)
+                return Outcome("quarantine", "cannot resume on the models it started with: " + "; ".join(e.lines())
+                               ), runner
+        runner = TaskRunner(ctx, item.task, task_file=claim.name, line=item.line, stop=stop, journal=journal,
+                            models=models)
+        log.info("task_resuming", task_id=item.task.id, line=item.line, durable_points=len(lines))
+        return runner.resume(lines, self._committed(claim.name, item.line, item.task.id)), runner
+
+    def _committed(self, name: str, line: int, task_id: str) -> list[str]:
+        """The record hashes of a task's records the ledger holds since its file was last claimed from the
+        inbox, in order."""
+        held: list[str] = []
+        for entry in self.ledger.entries():
+            record = entry.get("record") or {}
+            if record.get("task_file") != name:
+                continue
+            if record.get("kind") == "queue" and record.get("transition") == "inbox->processing":
+                held = []
+            elif record.get("kind") in ("run", "step") and record.get("line") == line and \
+                    record.get("task_id") == task_id:
+                held.append(str(entry.get("record_hash")))
+        return held
+
     def _poisoned(self, claim: Claim) -> bool:
         """Whether the workers of ``claim``'s earlier claims died ``[queue] max_claims`` times."""
         return claim.crashes >= self.config.queue.max_claims
@@ -317,6 +381,15 @@ class Kernel:
             where = f", the last time while running line {in_flight['line']}{task}"
         reason = (f"claimed {died} (a task that crashes the engine?){where}; quarantined so the queue can "
                   "move on. Once the cause is fixed, move the file back into inbox/ to run it again")
+        if in_flight is not None and "task_id" in in_flight:  # what it did before it died: into the ledger, once
+            try:
+                lines = StateJournal(self.queue.state_path(claim.name, in_flight["line"])).lines()
+            except StateError:
+                lines = []
+            journaled = [pair for line in lines for pair in line.get("records", [])]
+            held = self._committed(claim.name, in_flight["line"], in_flight["task_id"])
+            for record, envelope in journaled[len(held):]:
+                self.ledger.append(record, envelope)
         report: dict[str, Any] = {
             "file": claim.name, "status": "quarantine", "run_id": ctx.run_id, "reason": reason,
             "in_flight": in_flight, "tasks": [claim.done_lines[n] for n in sorted(claim.done_lines)]}

@@ -37,6 +37,7 @@ import re
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -116,7 +117,12 @@ class Claim:
     @property
     def crashes(self) -> int:
         """Earlier claims of this file that neither finished it nor gave it back: their worker died."""
-        return sum(1 for c in self.claims[:-1] if c.get("ended") != "released")
+        return sum(1 for c in self.claims[:-1] if c.get("ended") not in ("released", "parked"))
+
+    @property
+    def unparked(self) -> bool:
+        """Whether this claim takes up a file whose task was parked on a timer (by the claim before it)."""
+        return len(self.claims) > 1 and self.claims[-2].get("ended") == "parked"
 
 
 @dataclass
@@ -205,13 +211,17 @@ class TaskQueue:
         self._lease_path(name).unlink(missing_ok=True)
         os.close(fd)
 
-    def claim_next(self) -> Claim | None:
-        """Claim the next file: first one a dead worker left in processing/, then the inbox in name order.
+    def claim_next(self, now: datetime | None = None) -> Claim | None:
+        """Claim the next file: first one a dead worker left in processing/ or a parked one whose task is due
+        (at ``now``), then the inbox in name order.
 
         The claim is counted durably in ``processing/<name>.claims.json`` before this returns.
         """
         processing = self.folder("processing")
         for path in self._task_files(processing):
+            wake = self.parked_until(path.name)
+            if wake is not None and (now is None or wake > now):
+                continue  # parked, not due yet
             claim = self.claim_recovered(path.name)
             if claim is not None:
                 return claim
@@ -268,6 +278,44 @@ class TaskQueue:
         self._write_lease(fd, name, recovered=True)
         claims = self._count_claim(name, self._read_claims(name), recovered=True)
         return Claim(name, path, fd, recovered=True, done_lines=self._read_progress(name), claims=claims)
+
+    # -- parking ------------------------------------------------------------------------------------
+
+    def _parked_path(self, name: str) -> Path:
+        return self.folder("processing") / side_name(name, ".parked.json")
+
+    def park(self, claim: Claim, line: int, task_id: str, wake: datetime) -> None:
+        """Give the file back while its task waits on a timer until ``wake``: it stays in processing/, no
+        worker claims it before then, and the claim is recorded as ended ``parked`` (not a crash)."""
+        body = {"file": claim.name, "line": line, "task_id": task_id, "wake": wake.isoformat()}
+        write_durably(self._parked_path(claim.name), (json.dumps(body, sort_keys=True) + "\n").encode())
+        try:
+            claim.claims[-1]["ended"] = "parked"
+            self._write_claims(claim.name, claim.claims)
+        finally:
+            os.close(claim.lease_fd)
+
+    def unpark(self, claim: Claim) -> None:
+        self._parked_path(claim.name).unlink(missing_ok=True)
+
+    def parked_until(self, name: str) -> datetime | None:
+        try:
+            body = json.loads(self._parked_path(name).read_text(encoding="utf-8"))
+            return datetime.fromisoformat(body["wake"])
+        except (FileNotFoundError, ValueError, KeyError, TypeError):
+            return None
+
+    def parked(self) -> list[dict[str, Any]]:
+        """The parked tasks: file, line, task id and when each wakes, earliest first."""
+        found = []
+        for path in self.folder("processing").glob("*.parked.json"):
+            try:
+                body = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if isinstance(body, dict) and isinstance(body.get("wake"), str):
+                found.append(body)
+        return sorted(found, key=lambda b: str(b["wake"]))
 
     # -- counting claims ----------------------------------------------------------------------------
 
@@ -355,6 +403,11 @@ class TaskQueue:
 
     # -- progress -----------------------------------------------------------------------------------
 
+    def state_path(self, name: str, line: int) -> Path:
+        """Where the state journal of line ``line`` of the claimed file ``name`` is kept while it runs
+        (``engine.process.state``): beside the file, removed once the line's outcome is recorded."""
+        return self.folder("processing") / side_name(name, f".line-{line}.state")
+
     def _progress_path(self, name: str) -> Path:
         return self.folder("processing") / side_name(name, ".progress.jsonl")
 
@@ -412,6 +465,10 @@ class TaskQueue:
         os.rename(claim.path, target)
         self._progress_path(claim.name).unlink(missing_ok=True)
         self._claims_path(claim.name).unlink(missing_ok=True)
+        self._parked_path(claim.name).unlink(missing_ok=True)
+        lines = target.read_bytes().count(b"\n") + 1
+        for line in range(1, lines + 1):  # a state journal left by a line that did not finish
+            self.state_path(claim.name, line).unlink(missing_ok=True)
         self._release(claim.name, claim.lease_fd)
         return target
 

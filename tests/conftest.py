@@ -117,3 +117,10 @@ def tree_snapshot(root):
         else:
             out[rel] = "folder"
     return out
+
+
+@pytest.fixture
+def check_state(monkeypatch):
+    """Every durable point of the runs in this test restores, from the task's state journal, a workflow
+    equal to the live one (``ENGINE_CHECK_STATE``: engine.process.state.check_restores), or fails the task."""
+    monkeypatch.setenv("ENGINE_CHECK_STATE", "1")

@@ -17,6 +17,7 @@ decision, rule and column, with the cell text in the message; :func:`load` raise
 from __future__ import annotations
 
 import difflib
+import hashlib
 import os
 from pathlib import Path
 
@@ -76,6 +77,8 @@ class _Loader(BoxedReader):
                 return None, [Problem(f"cannot read the file: {e.strerror or e}", file=name)], name
         loader = cls(name)
         model = loader.build(data)
+        if model is not None:
+            model.digest = hashlib.sha256(data).hexdigest()
         return model, loader.problems, name
 
     # ---- the document -----------------------------------------------------------------------------

@@ -7,7 +7,10 @@ evaluates its input expressions once, runs each rule's compiled tests, and hands
 
 from __future__ import annotations
 
+import copy
 import difflib
+import functools
+import json
 from collections import ChainMap
 from collections.abc import Mapping
 from contextvars import ContextVar
@@ -16,9 +19,9 @@ from typing import Any
 
 from engine.dmn.compiler import Expr, Test
 from engine.dmn.hit_policy import select
-from engine.dmn.result import DecisionResult
+from engine.dmn.result import DecisionResult, RuleHit
 from engine.dmn.typeref import TypeDef, TypeMismatch, conform, parse_text
-from engine.dmn.values import set_path, show, to_plain
+from engine.dmn.values import set_path, show, to_json, to_plain
 from engine.errors import DecisionError
 
 # Where the decision being evaluated collects its warnings: values that DMN turns into null (outside
@@ -205,12 +208,34 @@ class Decision:
                         return clause
         return None
 
+    # ---- what the ledger records -----------------------------------------------------------------------
+
+    @property
+    def hit_policy_name(self) -> str | None:
+        """``"UNIQUE"``, ``"COLLECT SUM"``...; None for a decision that is no table."""
+        if self.hit_policy is None:
+            return None
+        return f"{self.hit_policy} {self.aggregation}" if self.aggregation else self.hit_policy
+
+    @functools.cached_property
+    def input_names(self) -> tuple[str, ...]:
+        """The name of each input column as the ledger records it: its label, else its expression text (a
+        name two columns share gets the column's number: ``Tool (2)``)."""
+        names = [clause.name for clause in self.inputs]
+        return tuple(n if names.count(n) == 1 else f"{n} ({i})" for i, n in enumerate(names, start=1))
+
     # ---- evaluation -------------------------------------------------------------------------------------
 
     def run(self, ctx: Mapping[str, Any], warnings: list[str] | None = None) -> tuple[Any, list[Rule]]:
         """Evaluate against ``ctx``; returns (internal value, rules used). Raises DecisionError.
 
         Why a value became null goes to ``warnings`` (by default: to the decision being evaluated)."""
+        value, rules, _ = self.traced(ctx, warnings)
+        return value, rules
+
+    def traced(self, ctx: Mapping[str, Any], warnings: list[str] | None = None) -> tuple[Any, list[Rule], Trace]:
+        """:meth:`run`, with the :class:`Trace` of what the evaluation saw (a table's input values and the
+        outputs of the rules used; kept as they are, turned into the ledger's form only when asked)."""
         if self.literal is not None:
             value = self.literal(ctx)
             if self.variable_type:
@@ -220,7 +245,7 @@ class Decision:
                     self.record_warning(f"the expression '{self.literal_text}' gives a value that is not "
                                       f"{self.variable_type}: {e}; the result is null", warnings)
                     value = None
-            return value, []
+            return value, [], Trace(self, [], [], {})
         values = [self._input_value(clause, ctx, warnings) for clause in self.inputs]
         matched: list[Rule] = []
         first = self.hit_policy == "FIRST"
@@ -232,8 +257,14 @@ class Decision:
                 matched.append(rule)
                 if first:
                     break
-        return select(self, matched, lambda rule: self._outputs(rule, ctx, warnings),
-                      lambda: self._defaults(ctx, warnings))
+        rows: dict[int, tuple[Any, ...]] = {}
+
+        def outputs(rule: Rule) -> tuple[Any, ...]:
+            rows[rule.index] = row = self._outputs(rule, ctx, warnings)
+            return row
+
+        value, used = select(self, matched, outputs, lambda: self._defaults(ctx, warnings))
+        return value, used, Trace(self, values, used, rows)
 
     def _input_value(self, clause: InputClause, ctx: Mapping[str, Any], warnings: list[str] | None) -> Any:
         value = clause.evaluate(ctx)
@@ -282,13 +313,61 @@ class Decision:
                      for o in self.outputs)
 
 
+@dataclass(eq=False)
+class Trace:
+    """What one evaluation of ``decision`` saw: its input columns' values in column order (for a decision
+    that is no table: the values of the variables it read, ``paths``), the rules used and each one's
+    outputs by rule number. Internal values; :meth:`inputs` and :meth:`rules` give them plain."""
+
+    decision: Decision
+    values: list[Any]
+    used: list[Rule]
+    rows: dict[int, tuple[Any, ...]]
+    paths: tuple[str, ...] = ()
+
+    def inputs(self) -> dict[str, Any]:
+        names = self.paths if self.decision.literal is not None else self.decision.input_names
+        return {name: to_plain(value) for name, value in zip(names, self.values, strict=False)}
+
+    def rules(self) -> list[RuleHit]:
+        outputs = self.decision.outputs
+        hits = []
+        for rule in self.used:
+            row = self.rows.get(rule.index, ())
+            annotation = (rule.description or "").strip() or None
+            hits.append(RuleHit(rule.ref, rule.index, annotation,
+                                {out.title: to_plain(v) for out, v in zip(outputs, row, strict=False)}))
+        return hits
+
+
+def _lookup(ctx: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+    node: Any = ctx
+    for part in path:
+        if type(node) is not dict and not isinstance(node, Mapping):
+            return None
+        node = node.get(part)
+    return node
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Whether two values are the same JSON (``1`` is not ``true``, nor ``1.0``)."""
+    if a is b:
+        return True
+    if type(a) is type(b) and type(a) in (str, int, float, bool):
+        return bool(a == b)
+    return json.dumps(to_json(a), sort_keys=True) == json.dumps(to_json(b), sort_keys=True)
+
+
 class DecisionModel:
     """Every decision of one DMN file, keyed by id in file order."""
 
     def __init__(self, filename: str, namespace: str, decisions: dict[str, Decision], *,
                  input_types: Mapping[str, str] | None = None, types: dict[str, TypeDef] | None = None,
-                 functions: Mapping[str, Any] | None = None) -> None:
+                 functions: Mapping[str, Any] | None = None, digest: str = "") -> None:
         self.filename = filename
+        #: SHA-256 (hex) of the file's bytes as loaded: the model a result was evaluated with
+        self.digest = digest
+        self._paths: dict[str, tuple[tuple[str, ...], ...]] = {}
         self.namespace = namespace
         self.decisions: Mapping[str, Decision] = decisions
         #: ``inputData`` name -> typeRef; the caller's value of that name is checked and converted to it.
@@ -357,6 +436,65 @@ class DecisionModel:
                 typed[name] = converted
         return context if typed is None else typed
 
+    # ---- what re-deriving a decision needs ---------------------------------------------------------------
+
+    def read_paths(self, decision: Decision) -> tuple[tuple[str, ...], ...]:
+        """The variables ``decision`` (with what it requires) reads from the caller's context, as paths: a
+        path under another one read whole left out, and the names its required decisions give it."""
+        found = self._paths.get(decision.id)
+        if found is None:
+            given: set[str] = set()
+            pending, seen = list(decision.required), set()
+            while pending:
+                ref = pending.pop()
+                if ref in seen or ref not in self.decisions:
+                    continue
+                seen.add(ref)
+                sub = self.decisions[ref]
+                given |= {sub.name or sub.id, *(o.name for o in sub.outputs if o.name)}
+                given |= {sub.variable_name} if sub.variable_name else set()
+                pending.extend(sub.required)
+            reads = sorted(r for r in decision.reads if r.split(".")[0] not in given)
+            found = tuple(tuple(r.split(".")) for r in reads
+                          if not any(r.startswith(other + ".") for other in reads))
+            self._paths[decision.id] = found
+        return found
+
+    def evidence(self, result: DecisionResult, context: Mapping[str, Any]) -> dict[str, Any]:
+        """What re-deriving ``result`` needs beyond its :attr:`~DecisionResult.inputs`: the values (JSON,
+        by dotted path) of the variables of ``context`` (the caller's) that the decision read and that no
+        input column holds as it was given (read by a rule, an output, a computed column or a required
+        decision; or converted by its column's typeRef)."""
+        decision = self.decision(result.decision_id)
+        columns = {} if result.trace is None or decision.literal is not None else {
+            clause.path: value for clause, value in zip(decision.inputs, result.trace.values, strict=False)
+            if clause.path is not None}
+        out: dict[str, Any] = {}
+        for path in self.read_paths(decision):
+            value = _lookup(context, path)
+            if decision.literal is not None or (path in columns and _same(columns[path], value)):
+                continue
+            out[".".join(path)] = to_json(value)
+        return out
+
+    def rederivation_context(self, ref: str, inputs: Mapping[str, Any],
+                             evidence: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The context that evaluates decision ``ref`` again from what the ledger recorded of an earlier
+        evaluation: its ``inputs`` put back where its input columns read them (a computed column's value
+        cannot be: what it read is in ``evidence``), then the ``evidence`` (see :meth:`evidence`)."""
+        decision = self.decision(ref)
+        ctx: dict[str, Any] = {}
+        if decision.literal is not None:
+            for path, value in inputs.items():
+                set_path(ctx, tuple(path.split(".")), copy.deepcopy(value), merge=True)
+        else:
+            for name, clause in zip(decision.input_names, decision.inputs, strict=True):
+                if clause.path is not None and name in inputs:
+                    set_path(ctx, clause.path, copy.deepcopy(inputs[name]), merge=True)
+        for path, value in (evidence or {}).items():
+            set_path(ctx, tuple(path.split(".")), copy.deepcopy(value), merge=True)
+        return ctx
+
     def run_decision(self, decision: Decision, context: Mapping[str, Any], done: dict[str, Any]) -> Any:
         """The internal value of ``decision`` (its requirements first) in ``context``: for decision services.
         Its warnings go to the decision that called the service."""
@@ -384,13 +522,17 @@ class DecisionModel:
         if self.functions:  # a BKM or decision service may evaluate a table: it reports to this decision
             token = _WARNINGS.set(own)
             try:
-                internal, rules = decision.run(ctx, own)
+                internal, rules, trace = decision.traced(ctx, own)
             finally:
                 _WARNINGS.reset(token)
         else:
-            internal, rules = decision.run(ctx, own)
+            internal, rules, trace = decision.traced(ctx, own)
+        if decision.literal is not None:  # no columns: its inputs are the variables it read
+            paths = self.read_paths(decision)
+            trace.paths = tuple(".".join(p) for p in paths)
+            trace.values = [_lookup(ctx, p) for p in paths]
         result = DecisionResult(decision.id, decision.name, to_plain(internal), [r.ref for r in rules], required,
-                                own)
+                                own, decision.hit_policy_name, trace)
         done[decision.id] = (result, internal)
         return result, internal
 

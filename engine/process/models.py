@@ -446,13 +446,13 @@ def load_models(bpmn: Path, dmn_path: Path, registry: Registry) -> Models:
     if checker.problems:
         raise ModelError(f"{len(checker.problems)} problem(s) in the process models", problems=checker.problems)
     assert decisions is not None and spec is not None
-    content = bpmn.read_bytes()
-    for path in files:
-        if path != bpmn:  # the files a call activity may reach are part of the model's identity
-            content += b"\0" + path.name.encode() + b"\0" + path.read_bytes()
+    from engine.process.pinned import bpmn_hash
+
+    # the files a call activity may reach are part of the model's identity
+    named = [(bpmn.name, bpmn.read_bytes())] + [(p.name, p.read_bytes()) for p in files if p != bpmn]
     return Models(
         bpmn_path=bpmn, dmn_path=dmn_path,
-        bpmn_hash=hashlib.sha256(content).hexdigest(),
+        bpmn_hash=bpmn_hash(named),
         dmn_hash=hashlib.sha256(dmn_path.read_bytes()).hexdigest(),
         process_id=str(executable[0].get("id")), spec=spec, subprocess_specs=subprocesses or {},
         decisions=decisions, end_outcomes=outcomes, expressions=expressions, error_boundaries=boundaries,

@@ -15,10 +15,20 @@ import sys
 from copy import deepcopy
 from typing import Any
 
-from SpiffWorkflow.bpmn.parser.task_parsers import SubprocessParser
+from SpiffWorkflow.bpmn.parser.event_parsers import EventBasedGatewayParser
+from SpiffWorkflow.bpmn.parser.task_parsers import ConditionalGatewayParser, GatewayParser, SubprocessParser
 from SpiffWorkflow.bpmn.parser.util import full_tag
 from SpiffWorkflow.bpmn.specs.data_spec import TaskDataReference
-from SpiffWorkflow.bpmn.specs.defaults import CallActivity, ManualTask, ScriptTask, TransactionSubprocess
+from SpiffWorkflow.bpmn.specs.defaults import (
+    CallActivity,
+    EventBasedGateway,
+    ExclusiveGateway,
+    InclusiveGateway,
+    ManualTask,
+    ParallelGateway,
+    ScriptTask,
+    TransactionSubprocess,
+)
 from SpiffWorkflow.bpmn.specs.defaults import ParallelMultiInstanceTask as SpiffParallelMI
 from SpiffWorkflow.bpmn.specs.defaults import SequentialMultiInstanceTask as SpiffSequentialMI
 from SpiffWorkflow.bpmn.specs.mixins import BpmnSpecMixin
@@ -415,6 +425,34 @@ class _CallParser(_EngineLoops, CallActivityParser):  # type: ignore[misc]
                                   outs=passing(self.node, "out"), **self.bpmn_attributes)
 
 
+# -- gateways ------------------------------------------------------------------------------------------------
+
+
+class _KeepsFlows:
+    """A gateway's spec keeps its outgoing sequence flows, ``outgoing_flows``: (flow id, target spec name)
+    each, so that the ledger can name the flows it took (``steps.flows_taken``). SpiffWorkflow keeps only
+    the targets."""
+
+    def connect_outgoing(self, outgoing_task: Any, sequence_flow_node: Any, is_default: bool) -> None:
+        super().connect_outgoing(outgoing_task, sequence_flow_node, is_default)  # type: ignore[misc]
+        task: Any = getattr(self, "task")  # noqa: B009 (SpiffWorkflow's, on the parser this mixes into)
+        if not hasattr(task, "outgoing_flows"):
+            task.outgoing_flows = []
+        task.outgoing_flows.append((str(sequence_flow_node.get("id")), outgoing_task.name))
+
+
+class _ConditionalGatewayParser(_KeepsFlows, ConditionalGatewayParser):  # type: ignore[misc]
+    pass
+
+
+class _GatewayParser(_KeepsFlows, GatewayParser):  # type: ignore[misc]
+    pass
+
+
+class _EventBasedGatewayParser(_KeepsFlows, EventBasedGatewayParser):  # type: ignore[misc]
+    pass
+
+
 class EngineParser(CamundaParser):  # type: ignore[misc]
     """Camunda's parser with the engine's service and business rule tasks, and multi-instance as Camunda."""
 
@@ -428,4 +466,8 @@ class EngineParser(CamundaParser):  # type: ignore[misc]
         full_tag("subProcess"): (_SubprocessParser, CallActivity),
         full_tag("callActivity"): (_CallParser, MappedCallActivity),
         full_tag("transaction"): (_SubprocessParser, TransactionSubprocess),
+        full_tag("exclusiveGateway"): (_ConditionalGatewayParser, ExclusiveGateway),
+        full_tag("inclusiveGateway"): (_ConditionalGatewayParser, InclusiveGateway),
+        full_tag("parallelGateway"): (_GatewayParser, ParallelGateway),
+        full_tag("eventBasedGateway"): (_EventBasedGatewayParser, EventBasedGateway),
     }

@@ -14,19 +14,32 @@ files no longer have the hashes they are kept under (the store was edited by han
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.durable import write_durably
 from engine.errors import ModelError, Problem
-from engine.plugins.loader import Registry
-from engine.process.models import Models, load_models
+
+if TYPE_CHECKING:  # parsing models needs SpiffWorkflow; reading the pinned files does not
+    from engine.plugins.loader import Registry
+    from engine.process.models import Models
 
 PINNED_FILE = "pinned.json"
+
+
+def bpmn_hash(files: Sequence[tuple[str, bytes]]) -> str:
+    """The hash a run names its process by: the process file's bytes, then for each file its call
+    activities reach ``\\0 name \\0 content``."""
+    content = files[0][1]
+    for name, data in files[1:]:
+        content += b"\0" + name.encode() + b"\0" + data
+    return hashlib.sha256(content).hexdigest()
 
 
 def bpmn_folder(store: Path, bpmn_hash: str) -> Path:
@@ -58,8 +71,14 @@ def pin(models: Models, store: Path) -> None:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     target = dmn_file(store, models.dmn_hash)
-    if not target.is_file():
-        write_durably(target, models.dmn_path.read_bytes())
+    if not target.is_file():  # written under a name of its own, then renamed: kernels may pin at once
+        fd, staged = tempfile.mkstemp(prefix=".pinning-", suffix=".dmn", dir=store)
+        try:
+            os.write(fd, models.dmn_path.read_bytes())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(staged, target)
     _sync(store)
 
 
@@ -83,17 +102,33 @@ def pinned(store: Path, hashes: Mapping[str, str]) -> tuple[Path, Path] | None:
     return (bpmn, dmn) if bpmn.is_file() and dmn.is_file() else None
 
 
-def load_pinned(store: Path, hashes: Mapping[str, str], registry: Registry) -> Models:
-    """The models a run used, parsed again from ``store``. ``ModelError`` when they were never pinned,
-    when their files no longer have their hashes, or when this engine (its plugins) cannot load them."""
+def read_pinned(store: Path, hashes: Mapping[str, str]) -> tuple[list[tuple[str, bytes]], bytes, Path]:
+    """The pinned files of ``hashes`` without parsing them: ([(name, bytes)] of the process file then its
+    called files, the DMN bytes, the process file's path). ``ModelError`` when they were never pinned or
+    no longer have their hashes."""
     found = pinned(store, hashes)
     name = f"bpmn {str(hashes.get('bpmn'))[:12]}…, dmn {str(hashes.get('dmn'))[:12]}…"
     if found is None:
         raise ModelError(f"the models {name} are not pinned in {store} (runs before pinning existed, or the "
                          "folder was removed)", file=str(store))
-    models = load_models(*found, registry)
-    if models.hashes != {"bpmn": hashes.get("bpmn"), "dmn": hashes.get("dmn")}:
+    process_file, dmn_path = found
+    manifest = json.loads((process_file.parent / PINNED_FILE).read_text(encoding="utf-8"))
+    files = [(process_file.name, process_file.read_bytes())]
+    files += [(str(n), (process_file.parent / str(n)).read_bytes()) for n in manifest.get("called_files") or []]
+    dmn = dmn_path.read_bytes()
+    if bpmn_hash(files) != hashes.get("bpmn") or hashlib.sha256(dmn).hexdigest() != hashes.get("dmn"):
         raise ModelError(f"the pinned models {name} in {store} were changed after they were pinned: their "
-                         "files no longer have the hashes they are kept under", file=str(found[0]),
-                         problems=[Problem("pinned model changed", file=str(found[0]))])
-    return models
+                         "files no longer have the hashes they are kept under", file=str(process_file),
+                         problems=[Problem("pinned model changed", file=str(process_file))])
+    return files, dmn, process_file
+
+
+def load_pinned(store: Path, hashes: Mapping[str, str], registry: Registry) -> Models:
+    """The models a run used, parsed again from ``store``. ``ModelError`` when they were never pinned,
+    when their files no longer have their hashes, or when this engine (its plugins) cannot load them."""
+    from engine.process.models import load_models
+
+    read_pinned(store, hashes)  # refused unless pinned and unchanged
+    found = pinned(store, hashes)
+    assert found is not None
+    return load_models(*found, registry)

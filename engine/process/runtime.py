@@ -36,7 +36,7 @@ from SpiffWorkflow.util.task import TaskState
 from engine.clock import Clock
 from engine.contracts import Task
 from engine.errors import ContractViolation, DecisionError, EngineError, PluginError
-from engine.ledger import Ledger, digest
+from engine.ledger import GENESIS, Ledger, _entry, digest
 from engine.plugins.dispatch import CallInterrupted, Dispatcher
 from engine.plugins.loader import LoadedPlugin, Registry
 from engine.plugins.pool import WorkerSpec
@@ -44,8 +44,17 @@ from engine.policy import PolicyEngine
 from engine.process.expressions import compile_feel, is_expression, result_for_spiff
 from engine.process.models import Models
 from engine.process.parser import DecisionTask, ExternalServiceTask, ParallelInstances, SequentialInstances
-from engine.process.steps import KERNEL_VARIABLES, Step, StepResult, resolve, run_decision, run_service
-from engine.process.timers import waits_on_timer
+from engine.process.state import Snapshots, StateError, StateJournal, check_restores, restore
+from engine.process.steps import (
+    KERNEL_VARIABLES,
+    Step,
+    StepResult,
+    flows_taken,
+    resolve,
+    run_decision,
+    run_service,
+)
+from engine.process.timers import due_at, waits_on_timer
 from engine.process.workflow import EngineWorkflow
 from engine.redact import redact, remember
 from engine.safety import checkpoints
@@ -66,6 +75,7 @@ class Outcome:
     end_event: str | None = None
     steps: int = 0
     gate: dict[str, Any] | None = None  # the quality gate's verdicts (and what its checks made, an SBOM)
+    wake: datetime | None = None  # status parked: when its timer is due
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in {"status": self.status, "reason": self.reason, "end_event": self.end_event,
@@ -93,6 +103,7 @@ class RunContext:
     breakers: Breakers | None = None
     on_plan: Callable[[dict[str, Any]], None] | None = None  # what-if runs: each plan, as it is made
     policy: PolicyEngine | None = None  # policies/ checked before a task's first step and around changes
+    park_after: float | None = None  # seconds of waiting on a timer from which a journaled task is parked
 
     @property
     def worktrees(self) -> Path:
@@ -185,9 +196,18 @@ class TaskRunner:
     """
 
     def __init__(self, run: RunContext, task: Task, *, task_file: str, line: int,
-                 stop: Callable[[], bool] = lambda: False) -> None:
+                 stop: Callable[[], bool] = lambda: False, journal: StateJournal | None = None,
+                 models: Models | None = None) -> None:
         self.run, self.task, self.stop = run, task, stop
-        self.base = {"task_id": task.id, "task_file": task_file, "line": line, "models": run.models.hashes}
+        self.models = models or run.models  # a resumed task runs on the models it started with
+        self.base = {"task_id": task.id, "task_file": task_file, "line": line, "models": self.models.hashes}
+        self.journal = journal  # the task's state journal (None: not durable, as in a what-if run)
+        self._snapshots = Snapshots()
+        self._unjournaled: list[list[dict[str, Any]]] = []  # ledger records since the journal's last line
+        self._journaled = False  # whether the journal has its first line (which names the models)
+        self._emitted = 0  # records this task has produced
+        self._committed: list[str] = []  # on resume: record hashes the ledger already holds past the journal's
+        self.durable_points = 0
         self.log = run.log.bind(task_id=task.id, task_file=task_file, line=line)
         self.workdir = (run.workspace / task.repo).resolve()
         self.results: dict[Any, StepResult] = {}  # a step's result, from when it ran until Spiff completes it
@@ -202,6 +222,49 @@ class TaskRunner:
         self._calls: dict[Any, _Call] = {}  # background calls by Spiff task id
         self._finished: queue.Queue[_Call] = queue.Queue()
         self._changes = threading.Lock()  # one state change at a time in the task's worktree
+
+    # -- what the task leaves behind: ledger records and durable points ---------------------------
+
+    def _record(self, record: Mapping[str, Any], envelope: Mapping[str, Any]) -> None:
+        """One ledger record of this task. A resumed task makes again the records of the steps it takes
+        again after its journal's last line: those the ledger already holds (its run was interrupted
+        after them) are checked to be the same, not written twice."""
+        self._emitted += 1
+        if self._committed:
+            held = self._committed.pop(0)
+            made = record_hash(record)
+            if made != held:
+                raise ResumeDiverged(f"resumed, the task's record {self._emitted} ({record.get('kind')} "
+                                     f"{record.get('step') or record.get('status')}) differs from the one the ledger "
+                                     "holds from before the interruption")
+            return
+        written = self.run.ledger.append(record, envelope)
+        if self.journal is not None:
+            self._unjournaled.append([written["record"], written["envelope"]])
+
+    def record_outcome(self, outcome: Outcome) -> None:
+        """The task's last record: how it ended."""
+        self._record({**self.base, "kind": "run", "status": outcome.status,
+                      **({"reason": outcome.reason} if outcome.reason else {})}, self.run.envelope())
+
+    def _durable(self, workflow: Any) -> None:
+        """A durable point: the records since the last one and the workflow's changes, fsync'd."""
+        if self.journal is None:
+            return
+        line: dict[str, Any] = {
+            "v": 1, "records": self._unjournaled, "workflow": self._snapshots.delta(workflow.top_workflow),
+            "runner": {"steps": self.steps, "emitted": self._emitted, "checkpoint": self.checkpoint,
+                       "last_checkpoint": self._last_checkpoint, "applies": self._applies,
+                       "last_error": self.last_error, "gate": self.gate}}
+        if not self._journaled:
+            line["models"] = self.models.hashes
+            line["task"] = {"id": self.task.id, "file": self.base["task_file"], "line": self.base["line"]}
+        self.journal.append(line)
+        self._journaled = True
+        self._unjournaled = []
+        self.durable_points += 1
+        if os.environ.get("ENGINE_CHECK_STATE") == "1":  # the test suite: every point must restore exactly
+            check_restores(self.journal.lines(), workflow.top_workflow)
 
     # -- what steps are given ---------------------------------------------------------------------
 
@@ -328,10 +391,10 @@ class TaskRunner:
         return name
 
     def feel(self, expression: str, scope: Mapping[str, Any], where: str | None = None) -> Any:
-        compiled = self.run.models.expressions.get(expression)
+        compiled = self.models.expressions.get(expression)
         if compiled is None:
             compiled = compile_feel(expression)
-            self.run.models.expressions[expression] = compiled
+            self.models.expressions[expression] = compiled
         try:
             return result_for_spiff(compiled(scope))
         except EngineError:
@@ -404,6 +467,8 @@ class TaskRunner:
             self.last_error = result.record["reason"]
             self.log.warning("plugin_failed", plugin=result.plugin, operation=result.operation,
                              error=result.record["reason"], **result.record["error"])
+            if result.plugin is not None:
+                self._record_output(step.id, result)
         elif result.output is not None:
             self._record_output(step.id, result)
             if isinstance(result.output.get("gate"), Mapping):
@@ -428,7 +493,7 @@ class TaskRunner:
                   "step_type": _step_type(spec), "status": "cancelled",
                   "reason": f"cancelled by {by}" if by else "cancelled by the process",
                   "state_digest": digest(task.data)}
-        self.run.ledger.append(record, self.run.envelope())
+        self._record(record, self.run.envelope())
         self.steps += 1
         self.log.info("step_cancelled", step=spec.bpmn_id, by=by)
 
@@ -475,7 +540,7 @@ class TaskRunner:
         code = error.get("code")
         if error.get("kind") != "business" or not code:
             return
-        for catches, code_var, message_var in self.run.models.error_boundaries.get(step.id, []):
+        for catches, code_var, message_var in self.models.error_boundaries.get(step.id, []):
             if catches in (None, code):
                 if code_var:
                     task.data[code_var] = code
@@ -487,18 +552,26 @@ class TaskRunner:
         step = _step(task.task_spec)
         with self.run.telemetry.span(f"step {step.id}", **{"engine.step": step.id, "engine.decision": decision_ref}):
             result = run_decision(step, decision_ref, result_variable, task.data,
-                                  decisions=self.run.models.decisions, parameter=self._parameter)
+                                  decisions=self.models.decisions, parameter=self._parameter)
         warnings = result.record["decision"].get("warnings")
         if warnings:
             self.log.warning("decision_warnings", decision=decision_ref, warnings=warnings)
         self._apply(task, result)
 
     def _record_output(self, step_id: str, result: StepResult) -> None:
+        """The run's outputs file: what each call returned (or its error), in order; with what the kernel
+        put beside it (the task's first checkpoint), so that ``engine replay`` can feed it back."""
         if self.run.outputs_file is None:
             return
-        line = json.dumps(redact({"task_id": self.task.id, "step": step_id, "plugin": result.plugin,
-                                  "operation": result.operation, "output": result.output}), sort_keys=True,
-                          default=str)
+        body: dict[str, Any] = {"task_id": self.task.id, "task_file": self.base["task_file"], "line": self.base["line"],
+                                "step": step_id, "plugin": result.plugin, "operation": result.operation}
+        if result.failed:
+            body.update(error=result.record.get("error"), reason=result.record.get("reason"))
+        else:
+            body["output"] = result.output
+        if self.checkpoint is not None:
+            body["checkpoint"] = self.checkpoint
+        line = json.dumps(redact(body), sort_keys=True, default=str)
         with self.run.outputs_file.open("a", encoding="utf-8") as handle:
             handle.write(line + "\n")
 
@@ -519,11 +592,16 @@ class TaskRunner:
             record.update(result.record)
         if "instance" in task.internal_data:
             record["instance"] = task.internal_data["instance"]  # the loopCounter of a multi-instance's instance
+        flows = flows_taken(task)
+        if flows is not None:
+            record["flows"] = flows  # the sequence flows a gateway took
         record["state_digest"] = digest(task.data)
         started = self._started.pop(task.id, None)
         duration = (self.run.clock.monotonic() - started) * 1000 if started is not None else None
-        self.run.ledger.append(record, self.run.envelope(duration))
+        self._record(record, self.run.envelope(duration))
         self.steps += 1
+        if isinstance(spec, ExternalServiceTask) or waits_on_timer(spec):
+            self._durable(task.workflow)  # after a plugin call or a timer: never run or waited for again
 
     def execute(self) -> Outcome:
         """Run the process to an end event; wait through timers (checking ``stop``) but nothing else."""
@@ -562,18 +640,59 @@ class TaskRunner:
                                                          for d in result.denials)
 
     def _execute(self) -> Outcome:
+        self._record({**self.base, "kind": "run", "status": "started"}, self.run.envelope())
         refused = self._refused()
         if refused is not None:
             check, reason = refused
-            self.run.ledger.append({**self.base, "kind": "step", "step": check, "status": "error",
-                                    "reason": reason}, self.run.envelope())
+            self._record({**self.base, "kind": "step", "step": check, "status": "error", "reason": reason},
+                         self.run.envelope())
             return Outcome("failed", reason, steps=self.steps)
-        workflow = EngineWorkflow(self.run.models.spec, self.run.models.subprocess_specs,
+        workflow = EngineWorkflow(self.models.spec, self.models.subprocess_specs,
                                 script_engine=_StepScriptEngine(self))
         for t in workflow.get_tasks(state=TaskState.READY):
             t.data.update({"task": self.task.as_data(), "error": None, "failures": 0})
+        return self._drive(workflow)
+
+    def resume(self, lines: list[dict[str, Any]], committed: list[str]) -> Outcome:
+        """Go on with a task whose worker died (or whose run stopped) from its journal's last durable point.
+
+        ``committed`` are the hashes of the task's records the ledger holds (in order): the journal's
+        records it lacks are written now, with the envelopes they were made with; those it holds beyond
+        the journal's are the steps the task takes again, checked rather than written twice."""
+        with self.run.telemetry.span(f"task {self.task.id}", **{"engine.task_id": self.task.id,
+                                                                 "engine.resumed": True}):
+            journaled = [pair for line in lines for pair in line.get("records", [])]
+            for index, (held, (record, _)) in enumerate(zip(committed, journaled, strict=False)):
+                if record_hash(record) != held:
+                    return Outcome("quarantine", f"cannot resume: the ledger's record {index + 1} of this task "
+                                   "differs from its state journal's", steps=self.steps)
+            for record, envelope in journaled[len(committed):]:
+                self.run.ledger.append(record, envelope)
+            if len(journaled) > len(committed):
+                self.run.ledger.commit()  # on disk before the task goes on (and perhaps dies again)
+            self._committed = list(committed[len(journaled):])
+            runner = lines[-1].get("runner", {})
+            self.steps = int(runner.get("steps", 0))
+            self._emitted = int(runner.get("emitted", len(journaled)))
+            self.checkpoint = runner.get("checkpoint")
+            self._last_checkpoint = str(runner.get("last_checkpoint") or "")
+            self._applies = int(runner.get("applies", 0))
+            self.last_error = runner.get("last_error")
+            self.gate = runner.get("gate")
+            self._journaled = True
+            try:
+                workflow = restore(lines, self.models.spec, self.models.subprocess_specs, _StepScriptEngine(self))
+            except StateError as e:
+                return Outcome("quarantine", f"cannot resume: {e}", steps=self.steps)
+            self._snapshots.prime(workflow)  # the next line holds only what changes from here
+            self.log.info("task_resumed", steps=self.steps, durable_points=len(lines))
+            return self._drive(workflow)
+
+    def _drive(self, workflow: EngineWorkflow) -> Outcome:
         try:
             return self._loop(workflow)
+        except ResumeDiverged as e:
+            return Outcome("quarantine", f"cannot resume: {e}", steps=self.steps)
         except CallInterrupted:
             return Outcome("interrupted", "stopped while a plugin call was running", steps=self.steps)
         except EngineError as e:
@@ -581,6 +700,8 @@ class TaskRunner:
         except (WorkflowException, SpiffWorkflowException) as e:
             if isinstance(e.__cause__, CallInterrupted) or isinstance(e.__context__, CallInterrupted):
                 return Outcome("interrupted", "stopped while a plugin call was running", steps=self.steps)
+            if isinstance(e.__cause__, ResumeDiverged) or isinstance(e.__context__, ResumeDiverged):
+                return Outcome("quarantine", f"cannot resume: {e.__cause__ or e.__context__}", steps=self.steps)
             return self._step_failed(str(e))
         finally:
             self._abandon()
@@ -599,6 +720,14 @@ class TaskRunner:
                 names = ", ".join(sorted({t.task_spec.bpmn_id or t.task_spec.name for t in waiting})) or "none"
                 return Outcome("failed", "the process stopped without reaching an end event, waiting on: "
                                f"{names} (engine run delivers no messages or signals)", steps=self.steps)
+            if timers and self._unjournaled:
+                self._durable(workflow)  # a timer started: its due time is kept, also across a restart
+            wake = self._parks(waiting) if timers and not self._calls else None
+            if wake is not None:
+                self._durable(workflow)
+                self.log.info("task_parked", wake=wake.isoformat())
+                return Outcome("parked", f"waiting on a timer until {wake.isoformat()}", steps=self.steps,
+                               wake=wake)
             if self._calls:
                 self._wait(0.05 if timers else 0.25)  # a stop reaches the calls: they end CallInterrupted
             elif self.stop():
@@ -608,35 +737,48 @@ class TaskRunner:
             if timers:
                 workflow.refresh_timers()
 
+    def _parks(self, waiting: list[Any]) -> datetime | None:
+        """When the task should be woken, if it is to be parked: it is journaled, nothing of it is ready
+        or running, and its first timer is due ``park_after`` seconds from now or later."""
+        if self.journal is None or self.run.park_after is None:
+            return None
+        if any(t.state == TaskState.READY for t in waiting):
+            return None
+        dues = [due for t in waiting if waits_on_timer(t.task_spec) for due in [due_at(t)] if due is not None]
+        if not dues:
+            return None
+        first = min(dues)
+        return first if (first - self.run.clock.now()).total_seconds() >= self.run.park_after else None
+
     def _step_failed(self, reason: str, step_id: str | None = None) -> Outcome:
         """A step raised (a decision error, a bad condition): record it and fail the task. ``step_id`` names
         the step when the error knows it better than the step running (a multi-instance's collection is
         read while the step before it completes)."""
         spec = self._current.task_spec if self._current is not None else None
         if step_id is not None:
-            spec = self.run.models.spec.task_specs.get(step_id) or next(
-                (s.task_specs[step_id] for s in self.run.models.subprocess_specs.values() if step_id in s.task_specs),
+            spec = self.models.spec.task_specs.get(step_id) or next(
+                (s.task_specs[step_id] for s in self.models.subprocess_specs.values() if step_id in s.task_specs),
                 spec)
         record: dict[str, Any] = {**self.base, "kind": "step", "status": "error", "reason": reason}
         if spec is not None and getattr(spec, "bpmn_id", None) is not None:
             record.update(step=spec.bpmn_id, step_name=spec.bpmn_name, step_type=_step_type(spec))
-        self.run.ledger.append(record, self.run.envelope())
+        self._record(record, self.run.envelope())
         self.steps += 1
         return Outcome("failed", f"step failed: {reason}", steps=self.steps)
 
     def _outcome(self, workflow: EngineWorkflow) -> Outcome:
         ends = [t for t in workflow.get_tasks(state=TaskState.COMPLETED)
-                if getattr(t.task_spec, "bpmn_id", None) in self.run.models.end_outcomes]
+                if getattr(t.task_spec, "bpmn_id", None) in self.models.end_outcomes]
         # several ends reached (parallel branches): the most severe outcome wins, failed over quarantine over done
         severity = {"done": 0, "quarantine": 1, "failed": 2}
-        outcomes = self.run.models.end_outcomes
+        outcomes = self.models.end_outcomes
         ranked = [(severity.get(outcomes[t.task_spec.bpmn_id], 0), i, t) for i, t in enumerate(ends)]
         end = max(ranked, key=lambda r: (r[0], r[1]))[2] if ranked else None
         end_id = end.task_spec.bpmn_id if end is not None else None
         if end_id is None:  # SpiffWorkflow found nothing left to do, yet no end event was reached
             return Outcome("failed", f"the process stopped after {self.steps} steps without reaching an end event",
                            steps=self.steps)
-        status = self.run.models.end_outcomes.get(end_id, "done")
+        status = self.models.end_outcomes.get(end_id, "done")
         reason = None
         if status != "done":
             name = end.task_spec.bpmn_name if end is not None else None
@@ -644,6 +786,16 @@ class TaskRunner:
             if self.last_error:
                 reason += f" after: {self.last_error}"
         return Outcome(status, reason, end_event=end_id, steps=self.steps, gate=self.gate)
+
+
+class ResumeDiverged(Exception):
+    """A resumed task made a record other than the one the ledger holds for that place."""
+
+
+def record_hash(record: Mapping[str, Any]) -> str:
+    """The ``record_hash`` the ledger gives ``record`` (redacted and capped as it writes it)."""
+    entry, _ = _entry(1, GENESIS, dict(redact(dict(record))), {})
+    return str(entry["record_hash"])
 
 
 def _step_type(spec: Any) -> str:

@@ -10,6 +10,12 @@ A plugin call that fails does not raise: the result sets ``error`` (``message``,
 ``retryable``, ``plugin``, ``operation``) and counts ``failures``, so the process's gateways route on
 it. Only ``CallInterrupted`` (the engine is stopping) and a decision or expression that cannot be
 evaluated (``EngineError``) end the step by raising.
+
+A decision's record says what it was evaluated on and how (decision 0016): its ``inputs`` (each input
+column's name and value; for a decision that is no table, the variables it read), the ``rules`` that made
+up the result (id, row number and annotation as the Modeler shows them, outputs), the ``hit_policy``, the
+``model`` (the DMN file's hash) and, when re-deriving it needs more than its inputs, the ``context`` values
+it also read. ``flows_taken`` names the sequence flows a gateway took.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from SpiffWorkflow.util.task import TaskState
 
 from engine.dmn import DecisionModel
 from engine.errors import ContractViolation, EngineError, PluginError
@@ -135,8 +143,27 @@ def run_decision(step: Step, decision_ref: str, result_variable: str, data: Mapp
     result = decisions.evaluate(decision_ref, context)
     outcome = result.as_dict()
     decision: dict[str, Any] = {"id": result.decision_id, "result": outcome["value"],
-                                "matched_rules": result.matched_rules}
+                                "matched_rules": result.matched_rules, **result.explanation()}
+    if decisions.digest:
+        decision["model"] = decisions.digest
+    evidence = decisions.evidence(result, context)
+    if evidence:
+        decision["context"] = evidence
     if outcome.get("warnings"):
         decision["warnings"] = outcome["warnings"]
     record = {"decision": decision, "status": "completed", "input_digest": digest(context)}
     return StepResult(_with_outputs(step, data, {result_variable: result.value}, parameter), record)
+
+
+def flows_taken(task: Any) -> list[str] | None:
+    """The ids of the outgoing sequence flows of a gateway that just completed (exclusive, inclusive,
+    parallel, event-based) whose targets will run, sorted; None when ``task`` is not a gateway's.
+
+    Read from the task tree, not worked out again: when a gateway completes, SpiffWorkflow has kept (or
+    made) a child for each target it chose and removed the predicted children of the others. The flow
+    ids come from the parser (``outgoing_flows`` of the gateway's spec: flow id, target spec name)."""
+    flows = getattr(task.task_spec, "outgoing_flows", None)
+    if flows is None:
+        return None
+    targets = {child.task_spec.name for child in task.children if not child.has_state(TaskState.PREDICTED_MASK)}
+    return sorted(flow for flow, target in flows if target in targets)

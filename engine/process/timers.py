@@ -105,7 +105,7 @@ def _first_cycle(text: str, now: datetime) -> dict[str, Any]:
     return {"cycles": cycles, "next": start.isoformat(), "duration": period.total_seconds()}
 
 
-_CLOCKED = {TimeDateEventDefinition: ClockedTimeDate, DurationTimerEventDefinition: ClockedDuration,
+CLOCKED = {TimeDateEventDefinition: ClockedTimeDate, DurationTimerEventDefinition: ClockedDuration,
             CycleTimerEventDefinition: ClockedCycle}
 
 
@@ -116,7 +116,7 @@ def on_clock(specs: Iterable[Any]) -> None:
             definition = getattr(task_spec, "event_definition", None)
             # an event-based gateway holds the definitions of the events after it
             for each in [definition, *getattr(definition, "event_definitions", [])]:
-                clocked = _CLOCKED.get(type(each))
+                clocked = CLOCKED.get(type(each))
                 if clocked is not None:
                     each.__class__ = clocked
 
@@ -126,3 +126,13 @@ def waits_on_timer(task_spec: Any) -> bool:
     definition = getattr(task_spec, "event_definition", None)
     return any(isinstance(d, TimerEventDefinition)
                for d in [definition, *getattr(definition, "event_definitions", [])])
+
+
+def due_at(task: Any) -> datetime | None:
+    """When a waiting timer event fires next (on the run's clock), once it has been reached; else None."""
+    value = task._get_internal_data("event_value")
+    if isinstance(value, str):
+        return TimerEventDefinition.get_datetime(value)  # type: ignore[no-any-return]
+    if isinstance(value, dict) and isinstance(value.get("next"), str) and value.get("cycles") != 0:
+        return datetime.fromisoformat(value["next"])
+    return None

@@ -10,6 +10,8 @@ import pytest
 
 from tests.conftest import copy_plugin, engine
 
+pytestmark = pytest.mark.usefixtures("check_state")  # every durable point must restore exactly
+
 
 @pytest.fixture
 def ws(example_ws):
@@ -43,7 +45,7 @@ def run_model(ws, data_dir, model, task, expect_exit=0, *extra_models):
 
 def outputs(ws, plugin="napper"):
     return [json.loads(x) for p in (ws / ".engine" / "runs").glob("*/outputs.jsonl")
-            for x in p.read_text().splitlines() if json.loads(x)["plugin"] == plugin]
+            for x in p.read_text().splitlines() if json.loads(x)["plugin"] == plugin and "output" in json.loads(x)]
 
 
 def test_parallel_branches_run_at_the_same_time_and_the_join_waits_for_both(ws, data_dir):

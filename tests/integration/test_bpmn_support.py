@@ -19,6 +19,8 @@ from engine.process import load_models
 from engine.testing import KernelHarness
 from engine.workspace import Workspace
 
+pytestmark = pytest.mark.usefixtures("check_state")  # every durable point must restore exactly
+
 DOC = Path(__file__).resolve().parents[2] / "docs" / "bpmn-support.md"
 DATA = Path(__file__).resolve().parents[1] / "data"
 

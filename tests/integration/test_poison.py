@@ -13,6 +13,8 @@ import pytest
 from engine.queue import MAX_DEPTH, NAME_MAX
 from tests.conftest import engine, install_test_plugin
 
+pytestmark = pytest.mark.usefixtures("check_state")  # every durable point must restore exactly
+
 
 def files(ws, folder):
     return sorted(p.name for p in (ws / ".tasks" / folder).iterdir())
@@ -63,9 +65,11 @@ def test_a_task_that_kills_the_engine_is_quarantined_after_max_claims_deaths(exa
     engine("ledger", "verify", cwd=example_ws, check=0)
     records = ledger_records(example_ws)
     started = [r["task_id"] for r in records if r["kind"] == "run" and r["status"] == "started"]
-    # a task's entries are one group commit, written when it ends: the runs that died in boom wrote none of
-    # boom's (each death is the claim after it: recovered, then quarantined with the count)
-    assert started.count("before") == 1 and "boom" not in started and "after" not in started
+    # boom's steps before the call that kills are in its state journal: the next claim resumes it there and
+    # writes them, once (each death is the claim after it: recovered, then quarantined with the count)
+    assert started.count("before") == 1 and started.count("boom") == 1 and "after" not in started
+    boom = [r["step"] for r in records if r["kind"] == "step" and r["task_id"] == "boom"]
+    assert len(boom) == len(set(boom)) > 0
     moves = [r for r in records if r["kind"] == "queue" and r["task_file"] == "001-poison.jsonl"]
     assert [m["transition"] for m in moves] == (["inbox->processing"] + ["processing->processing"] * (max_claims - 1)
                                                 + ["processing->quarantine"])

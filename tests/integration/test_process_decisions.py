@@ -59,7 +59,7 @@ def outputs(ws, task_id, step):
     for path in (ws / ".engine" / "runs").glob("*/outputs.jsonl"):
         for line in path.read_text().splitlines():
             row = json.loads(line)
-            if row["task_id"] == task_id and row["step"] == step:
+            if row["task_id"] == task_id and row["step"] == step and "output" in row:
                 found.append(row["output"])
     return found
 

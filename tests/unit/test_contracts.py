@@ -59,3 +59,25 @@ def test_manifest_is_checked_against_its_definition():
     assert problems("plugin.v1#/$defs/manifest", good) == []
     bad = {"id": "Git Inspector", "version": "one", "entry_point": "x.sh"}
     assert {p.path for p in problems("plugin.v1#/$defs/manifest", bad)} == {"$.entry_point", "$.id", "$.version"}
+
+
+def test_ledger_records_of_decisions_and_gateways_are_checked_field_by_field():
+    sha = "a" * 64
+    decision = {"id": "select_plugin", "result": "git-inspector", "matched_rules": ["select_plugin_git"],
+                "hit_policy": "UNIQUE", "model": sha, "inputs": {"Tool": "git", "Operation": None},
+                "context": {"task.retry.max_retries": 2},
+                "rules": [{"id": "select_plugin_git", "row": 2, "annotation": None,
+                           "outputs": {"plugin": "git-inspector"}}]}
+    step = {"kind": "step", "status": "completed", "step": "Task_select_plugin", "decision": decision}
+    gateway = {"kind": "step", "status": "completed", "step": "Gateway_valid", "flows": ["Flow_a", "Flow_b"]}
+    assert problems("ledger.v1#/properties/record", step) == []
+    assert problems("ledger.v1#/properties/record", gateway) == []
+    old = {**step, "decision": {"id": "d", "result": 1, "matched_rules": ["r"]}}  # written before rows were
+    assert problems("ledger.v1#/properties/record", old) == []
+    bad_rules = [{"id": "r", "row": 0, "annotation": None, "outputs": {}}, {"id": "r", "row": 1, "outputs": {}},
+                 {"id": "r", "row": 1, "annotation": None, "outputs": {}, "colour": "red"}]
+    bad = {**step, "flows": ["Flow_a", 3], "decision": {**decision, "model": "abc", "hit_policy": 1,
+                                                         "rules": bad_rules}}
+    assert {p.path for p in problems("ledger.v1#/properties/record", bad)} == {
+        "$.flows[1]", "$.decision.model", "$.decision.hit_policy", "$.decision.rules[0].row",
+        "$.decision.rules[1]", "$.decision.rules[2]"}
