@@ -343,6 +343,7 @@ class Kernel:
             try:  # the task goes on on the models it started with, never on edited ones
                 models = load_pinned(self.ws.models_dir, hashes, self.registry)
             except EngineError as e:
+                self._journal_to_ledger(claim.name, item.line, item.task.id, lines)
                 runner = TaskRunner(ctx, item.task, task_file=claim.name, line=item.line, stop=stop)
                 return Outcome("quarantine", "cannot resume on the models it started with: " + "; ".join(e.lines())
                                ), runner
@@ -350,6 +351,13 @@ class Kernel:
                             models=models)
         log.info("task_resuming", task_id=item.task.id, line=item.line, durable_points=len(lines))
         return runner.resume(lines, self._committed(claim.name, item.line, item.task.id)), runner
+
+    def _journal_to_ledger(self, name: str, line: int, task_id: str, lines: list[dict[str, Any]]) -> None:
+        """What a task that will not go on did before, from its state journal into the ledger, once."""
+        journaled = [pair for each in lines for pair in each.get("records", [])]
+        held = self._committed(name, line, task_id)
+        for record, envelope in journaled[len(held):]:
+            self.ledger.append(record, envelope)
 
     def _committed(self, name: str, line: int, task_id: str) -> list[str]:
         """The record hashes of a task's records the ledger holds since its file was last claimed from the
@@ -386,10 +394,7 @@ class Kernel:
                 lines = StateJournal(self.queue.state_path(claim.name, in_flight["line"])).lines()
             except StateError:
                 lines = []
-            journaled = [pair for line in lines for pair in line.get("records", [])]
-            held = self._committed(claim.name, in_flight["line"], in_flight["task_id"])
-            for record, envelope in journaled[len(held):]:
-                self.ledger.append(record, envelope)
+            self._journal_to_ledger(claim.name, in_flight["line"], in_flight["task_id"], lines)
         report: dict[str, Any] = {
             "file": claim.name, "status": "quarantine", "run_id": ctx.run_id, "reason": reason,
             "in_flight": in_flight, "tasks": [claim.done_lines[n] for n in sorted(claim.done_lines)]}

@@ -21,11 +21,37 @@ def engine(*args, cwd=None, env=None, check=None, timeout=120):
 
 
 @pytest.fixture
-def example_ws(tmp_path):
-    """A workspace made by `engine init --example`."""
+def example_ws(tmp_path, request):
+    """A workspace made by `engine init --example`. After the test, every run the test made in it must
+    replay (`engine replay`: the same records from the task files, the pinned models and the recorded
+    plugin results), unless the test is marked ``no_replay`` (it tampers with what replay reads)."""
     ws = tmp_path / "ws"
     engine("init", "--example", ws, check=0)
-    return ws
+    yield ws
+    if request.node.get_closest_marker("no_replay") is None:
+        replays(ws)
+
+
+def replays(root):
+    """Assert that every run in the workspace ``root`` replays to the records its ledger holds."""
+    from engine.errors import EngineError
+    from engine.kernel import load_registry
+    from engine.ledger import Ledger
+    from engine.process.replay import replay_run
+    from engine.workspace import Workspace
+
+    ws = Workspace(root)
+    runs = sorted(p.parent.name for p in ws.runs_dir.glob("*/run.json")) if ws.runs_dir.is_dir() else []
+    if not runs:
+        return
+    try:
+        Ledger(ws.ledger_dir).verify()
+        registry = load_registry(ws)
+    except EngineError:
+        return  # the test broke the ledger or the plugins on purpose: nothing to replay against
+    for run in runs:
+        bad = [r.as_dict() for r in replay_run(ws, registry, run) if not r.ok]
+        assert not bad, f"run {run} does not replay: {bad}"
 
 
 @pytest.fixture

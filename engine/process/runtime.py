@@ -564,7 +564,8 @@ class TaskRunner:
         if self.run.outputs_file is None:
             return
         body: dict[str, Any] = {"task_id": self.task.id, "task_file": self.base["task_file"], "line": self.base["line"],
-                                "step": step_id, "plugin": result.plugin, "operation": result.operation}
+                                "step": step_id, "plugin": result.plugin, "operation": result.operation,
+                                "input_digest": result.record.get("input_digest")}
         if result.failed:
             body.update(error=result.record.get("error"), reason=result.record.get("reason"))
         else:

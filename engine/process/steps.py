@@ -20,6 +20,7 @@ it also read. ``flows_taken`` names the sequence flows a gateway took.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -135,6 +136,9 @@ def run_service(step: Step, topic: str, data: Mapping[str, Any], *, registry: Re
                       operation=op)
 
 
+_WHERE = re.compile(r"^[^\n]*?\.dmn(?::(\d+))?: ")
+
+
 def run_decision(step: Step, decision_ref: str, result_variable: str, data: Mapping[str, Any], *,
                  decisions: DecisionModel, parameter: Parameter) -> StepResult:
     """Evaluate a decision over the process variables (and the step's inputs); store its result."""
@@ -150,7 +154,10 @@ def run_decision(step: Step, decision_ref: str, result_variable: str, data: Mapp
     if evidence:
         decision["context"] = evidence
     if outcome.get("warnings"):
-        decision["warnings"] = outcome["warnings"]
+        # where the model file lies is not part of what happened (a record is the same in every workspace,
+        # and for the model's pinned copy): "decisions.dmn:3: decision ..." is kept as "line 3: decision ..."
+        decision["warnings"] = [_WHERE.sub(lambda m: f"line {m.group(1)}: " if m.group(1) else "", w)
+                                for w in outcome["warnings"]]
     record = {"decision": decision, "status": "completed", "input_digest": digest(context)}
     return StepResult(_with_outputs(step, data, {result_variable: result.value}, parameter), record)
 

@@ -8,6 +8,8 @@ import hashlib
 import json
 from pathlib import Path
 
+import pytest
+
 import engine as engine_package
 from tests.conftest import engine
 from tests.integration.test_run import files, ledger_entries, put
@@ -44,6 +46,7 @@ def make_greeter(root: Path) -> Path:
     return folder
 
 
+@pytest.mark.no_replay  # its plugin comes from ENGINE_PLUGIN_PATH, which the replay check does not see
 def test_a_plugin_from_outside_the_repository_runs_bound_to_a_copied_process(example_ws, tmp_path):
     before = tree_digest(Path(engine_package.__file__).parent)
     plugins = tmp_path / "elsewhere" / "plugins"

@@ -33,10 +33,21 @@ def put(ws, name, *tasks):
 
 
 def labels(ws):
-    """The napper calls that completed, by run: {run id: [labels in order]}."""
-    runs = {p.parent.name: [json.loads(x) for x in p.read_text().splitlines()]
-            for p in sorted((ws / ".engine" / "runs").glob("*/outputs.jsonl"))}
-    return {run: [row["output"]["label"] for row in rows if "output" in row] for run, rows in runs.items()}
+    """The napper calls that completed, by run in the order the runs ran: {run id: [labels in order]}."""
+    ledger = ws / ".engine" / "ledger" / "ledger.jsonl"
+    order = []
+    for raw in ledger.read_text().splitlines() if ledger.exists() else []:
+        try:
+            order.append(json.loads(raw)["envelope"]["run_id"])
+        except ValueError:
+            break  # a line being written
+    order = list(dict.fromkeys(order))
+    found = {}
+    for run in order:
+        path = ws / ".engine" / "runs" / run / "outputs.jsonl"
+        rows = [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+        found[run] = [row["output"]["label"] for row in rows if "output" in row]
+    return {run: got for run, got in found.items() if got}
 
 
 def records(ws, task_id):
@@ -181,3 +192,47 @@ def test_a_parked_task_goes_on_when_its_timer_is_due_and_a_drain_waits_for_it(wa
 
 def records_all(ws):
     return [json.loads(x)["record"] for x in (ws / ".engine" / "ledger" / "ledger.jsonl").read_text().splitlines()]
+
+
+def test_a_task_on_a_60_s_retry_back_off_is_parked_while_the_same_worker_runs_the_other_files(example_ws):
+    """The shipped process: a plugin fails retryably, the retry policy backs off 60 s (the Back off timer):
+    the task is parked and the one worker goes on with the inbox."""
+    from tests.conftest import install_test_plugin
+
+    ws = example_ws
+    install_test_plugin(ws, "flaky")
+    put(ws, "000-flaky.jsonl", {"id": "wobbly", "tool": "flaky", "args": {"fail_times": 1},
+                                "retry": {"max_retries": 1, "backoff_sec": 60}})
+    worker = start(ws, subprocess.PIPE)
+    done = ws / ".tasks" / "done"
+    wait_for(lambda: (done / "001-inspect.jsonl").exists() and (done / "002-normalize.jsonl").exists())
+    status = json.loads(engine("status", "--json", cwd=ws, check=0).stdout)
+    assert [w["pid"] for w in status["workers"]] == [worker.pid]
+    [parked] = status["parked"]
+    assert (parked["file"], parked["task_id"]) == ("000-flaky.jsonl", "wobbly")
+    worker.send_signal(signal.SIGTERM)
+    worker.communicate(timeout=30)
+    steps = [r["step"] for r in records(ws, "wobbly") if r["kind"] == "step"]
+    assert steps.count("Task_execute") == 1 and "Event_backoff" not in steps  # failed once, waiting to retry
+    assert (ws / ".tasks" / "processing" / "000-flaky.jsonl").exists()
+
+
+@pytest.mark.no_replay  # the plugin its pinned model needs is removed: nothing could run it again
+def test_a_task_whose_models_no_longer_load_is_quarantined_with_the_reason_not_run_on_new_ones(ws):
+    put(ws, "t.jsonl", {"id": "g1", "tool": "x", "args": {"first": 0, "second": 0, "third": 2}})
+    worker = start(ws)
+    journal = ws / ".tasks" / "processing" / "t.jsonl.line-1.state"
+    wait_for(lambda: journal.exists() and len(journal.read_text().splitlines()) == 2)
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.wait()
+    # the operator goes back to the shipped process and removes the plugin the old one needed
+    engine("init", "--example", ws / "fresh", check=0)
+    shutil.copy(ws / "fresh" / "process" / "orchestration.bpmn", ws / "process" / "orchestration.bpmn")
+    shutil.rmtree(ws / "plugins" / "napper")
+    engine("run", "--drain", cwd=ws, check=1)
+    report = json.loads((ws / ".tasks" / "quarantine" / "t.jsonl.result.json").read_text())
+    assert "cannot resume on the models it started with" in report["reason"]
+    assert "napper.nap" in report["reason"]  # what the old model needs and this engine no longer has
+    story = records(ws, "g1")
+    assert story[-1]["status"] == "quarantine"
+    assert [r["step"] for r in story if r["kind"] == "step"] == ["StartEvent_1", "Task_a", "Task_b"]  # kept
