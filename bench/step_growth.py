@@ -17,11 +17,9 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import statistics
 import sys
 import tempfile
-import time
 from datetime import datetime
 from pathlib import Path
 
@@ -44,16 +42,7 @@ def main() -> None:
     rounds = max(1, (args.steps - 2) // 3)
     with tempfile.TemporaryDirectory() as tmp:
         harness = KernelHarness(Path(tmp) / "ws", clock=Clock())
-        shutil.copy(MODEL, harness.root / "process" / "orchestration.bpmn")
-        for path in (harness.ws.tasks / "inbox").iterdir():
-            path.unlink()
-        harness.put("t.jsonl", {"id": "long", "tool": "x", "repo": "example-repo", "args": {"rounds": rounds}})
-        started = time.perf_counter()
-        harness.run()
-        total = time.perf_counter() - started
-        [task] = harness.report("done", "t.jsonl")["tasks"]
-        entries = [e for e in harness.ledger() if e["record"].get("kind") == "step"
-                   and e["record"].get("task_id") == "long"]
+        task, entries, total = harness.long_task(MODEL, rounds)
     times = [datetime.fromisoformat(e["envelope"]["ts"]) for e in entries]
     costs = [(b - a).total_seconds() * 1e6 for a, b in zip(times, times[1:], strict=False)]
     first = statistics.median(costs[9:59])

@@ -194,7 +194,10 @@ class Snapshots:
             self._marks.pop(ident, None)
         frontier = workflow._frontier()
         self._start[key] = frontier
-        self._known[key] = {str(t.id) for t in _below(frontier)}
+        known = self._known[key] = {str(t.id) for t in _below(frontier)}
+        for ident in seen - known:  # above the frontier now: never written again, not kept (flat memory)
+            self._written.pop(ident, None)
+            self._marks.pop(ident, None)
         return {"attributes": _attributes(workflow), "tasks": changed, "removed": removed}
 
     def prime(self, workflow: EngineWorkflow) -> None:

@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from tests.conftest import engine
-from tests.integration.test_resume import labels, put, start, wait_for
+from tests.integration.test_resume import kill_during_the_third_call, labels, put
 from tests.integration.test_state_changes import install_scribbler
 
 
@@ -66,12 +66,7 @@ def test_a_resumed_task_replays_across_the_runs_it_ran_in(example_ws, data_dir):
         path.unlink()
     shutil.copytree(data_dir / "plugins" / "napper", example_ws / "plugins" / "napper")
     shutil.copy(data_dir / "process" / "three_naps.bpmn", example_ws / "process" / "orchestration.bpmn")
-    put(example_ws, "t.jsonl", {"id": "r1", "tool": "x", "args": {"first": 0, "second": 0, "third": 2}})
-    worker = start(example_ws)
-    journal = example_ws / ".tasks" / "processing" / "t.jsonl.line-1.state"
-    wait_for(lambda: journal.exists() and len(journal.read_text().splitlines()) == 2)
-    worker.kill()
-    worker.wait()
+    kill_during_the_third_call(example_ws, "r1")
     engine("run", "--drain", cwd=example_ws, check=0)
     assert list(labels(example_ws).values()) == [["a", "b"], ["c"]]
     for run in runs(example_ws):

@@ -70,6 +70,17 @@ def wait_for(condition, seconds=60):
     raise AssertionError("timed out")
 
 
+def kill_during_the_third_call(ws, task_id):
+    """Run ``task_id`` (three naps, the third 2 s) and SIGKILL the run once its second call's durable
+    point is written: the third call is under way."""
+    put(ws, "t.jsonl", {"id": task_id, "tool": "x", "args": {"first": 0, "second": 0, "third": 2}})
+    worker = start(ws)
+    journal = ws / ".tasks" / "processing" / "t.jsonl.line-1.state"
+    wait_for(lambda: journal.exists() and len(journal.read_text().splitlines()) == 2)
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.wait()
+
+
 def test_a_task_whose_worker_is_killed_mid_step_resumes_at_that_step(ws):
     put(ws, "t.jsonl", {"id": "r1", "tool": "x", "args": {"first": 0, "second": 0, "third": 2}},
         {"id": "r2", "tool": "x", "args": {"first": 0, "second": 0, "third": 0}})
@@ -120,12 +131,7 @@ def test_a_run_stopped_during_a_call_resumes_the_task_at_that_call(ws):
 
 
 def test_a_resumed_task_runs_on_the_models_it_started_with(ws, data_dir):
-    put(ws, "t.jsonl", {"id": "m1", "tool": "x", "args": {"first": 0, "second": 0, "third": 2}})
-    worker = start(ws)
-    journal = ws / ".tasks" / "processing" / "t.jsonl.line-1.state"
-    wait_for(lambda: journal.exists() and len(journal.read_text().splitlines()) == 2)
-    os.kill(worker.pid, signal.SIGKILL)
-    worker.wait()
+    kill_during_the_third_call(ws, "m1")
     # the modeler changes the process meanwhile: the third nap's label
     model = ws / "process" / "orchestration.bpmn"
     model.write_text(model.read_text().replace('name="label">c<', 'name="label">c-edited<'))
@@ -219,12 +225,7 @@ def test_a_task_on_a_60_s_retry_back_off_is_parked_while_the_same_worker_runs_th
 
 @pytest.mark.no_replay  # the plugin its pinned model needs is removed: nothing could run it again
 def test_a_task_whose_models_no_longer_load_is_quarantined_with_the_reason_not_run_on_new_ones(ws):
-    put(ws, "t.jsonl", {"id": "g1", "tool": "x", "args": {"first": 0, "second": 0, "third": 2}})
-    worker = start(ws)
-    journal = ws / ".tasks" / "processing" / "t.jsonl.line-1.state"
-    wait_for(lambda: journal.exists() and len(journal.read_text().splitlines()) == 2)
-    os.kill(worker.pid, signal.SIGKILL)
-    worker.wait()
+    kill_during_the_third_call(ws, "g1")
     # the operator goes back to the shipped process and removes the plugin the old one needed
     engine("init", "--example", ws / "fresh", check=0)
     shutil.copy(ws / "fresh" / "process" / "orchestration.bpmn", ws / "process" / "orchestration.bpmn")
