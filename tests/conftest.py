@@ -32,8 +32,9 @@ def example_ws(tmp_path, request):
         replays(ws)
 
 
-def replays(root):
-    """Assert that every run in the workspace ``root`` replays to the records its ledger holds."""
+def replays(root, last_only=False):
+    """Assert that every run in the workspace ``root`` (or its last) replays to the records its ledger
+    holds."""
     from engine.errors import EngineError
     from engine.kernel import load_registry
     from engine.ledger import Ledger
@@ -41,7 +42,9 @@ def replays(root):
     from engine.workspace import Workspace
 
     ws = Workspace(root)
-    runs = sorted(p.parent.name for p in ws.runs_dir.glob("*/run.json")) if ws.runs_dir.is_dir() else []
+    runs = sorted((p.stat().st_mtime_ns, p.parent.name) for p in ws.runs_dir.glob("*/run.json")) \
+        if ws.runs_dir.is_dir() else []
+    runs = [name for _, name in runs][-1:] if last_only else [name for _, name in runs]
     if not runs:
         return
     try:

@@ -18,6 +18,7 @@ from engine.kernel import load_registry
 from engine.process import load_models
 from engine.testing import KernelHarness
 from engine.workspace import Workspace
+from tests.conftest import replays
 
 pytestmark = pytest.mark.usefixtures("check_state")  # every durable point must restore exactly
 
@@ -328,6 +329,7 @@ def test_the_table_is_true(row, harness, tmp_path):
     harness.run()
     assert harness.files("done") == ["t.jsonl"], harness.report("failed", "t.jsonl") if harness.files("failed") \
         else harness.files("quarantine")
+    replays(ws.root, last_only=True)  # and the run replays to the same records
 
 
 @pytest.mark.parametrize(("name", "element", "message"), [
