@@ -147,8 +147,7 @@ def run(ctx: click.Context, drain: bool, poll_sec: float, whatif: bool) -> int:
         if whatif:
             summary = kernel.whatif(stop=lambda: stopping["flag"], on_plan=_print_plan)
         else:
-            summary = kernel.run(drain=drain, stop=lambda: stopping["flag"], poll_sec=poll_sec,
-                                 on_file=lambda name, dest: out.print(f"{dest:<10} {name}"))
+            summary = kernel.run(drain=drain, stop=lambda: stopping["flag"], poll_sec=poll_sec, on_file=_print_file)
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
@@ -161,12 +160,28 @@ def run(ctx: click.Context, drain: bool, poll_sec: float, whatif: bool) -> int:
                   f"the record is in .engine/whatif/{summary.run_id}/")
         return ExitCode.OK  # a report of what would happen: it succeeded when every task was planned
     files = {k: len(v) for k, v in summary.files.items()}
+    counted = summary.tasks
+    parked = f", {files['parked']} parked" if files.get("parked") else ""
     out.print(f"run {summary.run_id}: {files['done']} file(s) done, {files['failed']} failed, "
-              f"{files['quarantine']} quarantined; tasks: {summary.tasks['done']} done"
-              + (" (stopped by signal)" if summary.interrupted else ""))
+              f"{files['quarantine']} quarantined{parked}; tasks: {counted['done']} done, {counted['failed']} failed, "
+              f"{counted['quarantine']} quarantined" + (" (stopped by signal)" if summary.interrupted else ""))
     if not summary.ok:
         out.print(f"see the .error.json / .result.json files beside them in {ws.tasks.relative_to(ws.root)}/")
+    if summary.interrupted:
+        from engine.queue import TaskQueue
+
+        counts = TaskQueue(ws.tasks, worker="run").counts()
+        left = counts["inbox"] + counts["processing"]
+        if left:
+            err.print(f"stopped with work left: {counts['inbox']} file(s) in inbox/, {counts['processing']} in "
+                      "processing/ (the next `engine run` goes on with them)")
+            return ExitCode.INTERRUPTED
     return ExitCode.OK if summary.ok else ExitCode.TASKS_FAILED
+
+
+def _print_file(name: str, dest: str, reason: str | None) -> None:
+    """One line per file as it ends: where it went, and for anything but done, why (its report's reason)."""
+    out.print(f"{dest:<10} {name}" + (f": {reason}" if reason and dest != "done" else ""), markup=False)
 
 
 def _print_plan(item: dict[str, Any]) -> None:

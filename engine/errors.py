@@ -38,6 +38,7 @@ class ExitCode(enum.IntEnum):
     PLUGIN_INVALID = 6  # a plugin failed to load
     DECISION_FAILED = 7  # `engine decide` could not produce a result
     POLICY_DENIED = 8  # a policy denied the run before anything was claimed
+    INTERRUPTED = 9  # `engine run` was stopped (a signal) with work left: files in inbox/ or processing/
     INTERNAL = 70  # an unexpected error; the traceback is in the workspace log
 
 

@@ -86,6 +86,7 @@ class Kernel:
                                  Thresholds(policy.failures, policy.window_sec, policy.cooldown_sec))
         self.dispatcher = Dispatcher(self._new_pool(), performance=self.performance,
                                      spans=self.telemetry.export_remote)
+        self._last_reason: str | None = None  # why the file just finished went where it went
 
     def _rollback_decision(self, inputs: dict[str, Any]) -> str:
         return str(self.models.decisions.evaluate(ROLLBACK_DECISION, inputs).value)
@@ -118,7 +119,7 @@ class Kernel:
         self.telemetry.flush()
 
     def run(self, *, drain: bool, stop: Callable[[], bool] = lambda: False, poll_sec: float = 1.0,
-            on_file: Callable[[str, str], None] | None = None) -> RunSummary:
+            on_file: Callable[[str, str, str | None], None] | None = None) -> RunSummary:
         """Process task files until the inbox is empty (``drain``) or ``stop()`` says so."""
         self.check_run_start()
         try:
@@ -128,7 +129,7 @@ class Kernel:
             self.close()
 
     def _run(self, *, drain: bool, stop: Callable[[], bool], poll_sec: float,
-             on_file: Callable[[str, str], None] | None) -> RunSummary:
+             on_file: Callable[[str, str, str | None], None] | None) -> RunSummary:
         run_id = self.clock.new_id("run-")
         run_dir = self.ws.runs_dir / run_id
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -149,7 +150,7 @@ class Kernel:
             if settled["status"] == "quarantined":
                 summary.files["quarantine"].append(str(settled["task_file"]))
                 if on_file is not None:
-                    on_file(str(settled["task_file"]), "quarantine")
+                    on_file(str(settled["task_file"]), "quarantine", settled.get("reason"))
         while not stop():
             self._heartbeat(run_id, None)
             claim = self.queue.claim_next(now=self.clock.now())
@@ -170,7 +171,7 @@ class Kernel:
                 break
             summary.files[dest].append(claim.name)
             if on_file is not None:
-                on_file(claim.name, dest)
+                on_file(claim.name, dest, self._last_reason)
         summary.interrupted = summary.interrupted or stop()
         self._write_run(run_dir, summary, "interrupted" if summary.interrupted else "finished")
         self._heartbeat_path().unlink(missing_ok=True)  # a worker that stops cleanly leaves no heartbeat
@@ -233,6 +234,7 @@ class Kernel:
     def _work(self, ctx: RunContext, claim: Claim, summary: RunSummary, stop: Callable[[], bool]) -> str | None:
         """One claimed file. Its ledger entries are group commits: each one written and fsync'd before the
         queue transition it leads to (a task's outcome noted, the file moved or released)."""
+        self._last_reason = None
         with self.ledger.group():
             return self._work_file(ctx, claim, summary, stop)
 
@@ -264,6 +266,9 @@ class Kernel:
             self.ledger.commit()
             self.queue.finish(claim, "failed", invalid)
             log.warning("file_invalid", problems=[str(p) for p in parsed.problems])
+            first = parsed.problems[0]
+            self._last_reason = f"{invalid['reason']}: {first}" + (
+                f" (and {len(parsed.problems) - 1} more)" if len(parsed.problems) > 1 else "")
             return "failed"
 
         results: list[dict[str, Any]] = []
@@ -300,6 +305,8 @@ class Kernel:
                 self.ledger.commit()  # what the task did so far is on disk before the file is given back
                 self.queue.park(claim, item.line, item.task.id, outcome.wake)
                 log.info("task_parked", task_id=item.task.id, wake=outcome.wake.isoformat())
+                self._last_reason = f"line {item.line} (task {item.task.id}) waits on a timer until " \
+                                    f"{outcome.wake.isoformat()}"
                 return "parked"
             runner.record_outcome(outcome)
             entry = {"task_id": item.task.id, **outcome.as_dict()}
@@ -317,12 +324,14 @@ class Kernel:
         report: dict[str, Any] = {"file": claim.name, "status": dest, "run_id": ctx.run_id, "tasks": results}
         if dest != "done":
             failed = results[-1]
-            report["reason"] = f"line {failed['line']} (task {failed['task_id']}): {failed.get('reason')}"
+            tool = next((f", tool '{t.task.tool}'" for t in parsed.tasks if t.line == failed["line"]), "")
+            report["reason"] = f"line {failed['line']} (task {failed['task_id']}{tool}): {failed.get('reason')}"
             report["not_run_lines"] = not_run
         self._queue_entry(ctx, claim, f"processing->{dest}", dest,
                           **({"reason": report["reason"]} if "reason" in report else {}))
         self.ledger.commit()
         self.queue.finish(claim, dest, report)
+        self._last_reason = report.get("reason")
         return dest
 
     def _run_task(self, ctx: RunContext, claim: Claim, item: Any, journal: StateJournal,
@@ -404,6 +413,7 @@ class Kernel:
         self.ledger.commit()
         self.queue.finish(claim, "quarantine", report)
         log.error("file_quarantined_poison", crashes=crashes, in_flight=in_flight)
+        self._last_reason = reason
         return "quarantine"
 
     def _heartbeat_path(self) -> Path:

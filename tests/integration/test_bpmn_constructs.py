@@ -168,7 +168,7 @@ def test_a_multi_instance_collection_that_is_no_list_fails_the_task_naming_the_a
     report = json.loads((ws / ".tasks" / "failed" / "t.jsonl.error.json").read_text())
     reason = ("camunda:collection '${task.args.items}' of multi-instance Task_each 'Nap per file' is null: it "
               "must give a list")
-    assert report["reason"] == f"line 1 (task n1): step failed: {reason}"
+    assert report["reason"] == f"line 1 (task n1, tool 'x'): step failed: {reason}"
     records = [json.loads(x)["record"] for x in (ws / ".engine" / "ledger" / "ledger.jsonl").read_text().splitlines()]
     [failed] = [r for r in records if r.get("task_id") == "n1" and r.get("kind") == "step" and r["status"] == "error"]
     assert failed["step"] == "Task_each" and failed["reason"] == reason

@@ -93,7 +93,7 @@ def test_a_file_given_back_on_sigterm_is_not_counted_as_a_death(example_ws):
             time.sleep(0.02)
         worker.send_signal(signal.SIGTERM)
         _, stderr = worker.communicate(timeout=60)
-        assert worker.returncode == 0, stderr
+        assert worker.returncode == 9, stderr  # stopped with the file left in processing/
         assert "000-slow.jsonl" in files(example_ws, "processing")
     engine("run", "--drain", cwd=example_ws, check=0)
     report = json.loads((example_ws / ".tasks" / "done" / "000-slow.jsonl.result.json").read_text())

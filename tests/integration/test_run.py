@@ -380,3 +380,37 @@ def test_ledger_export_and_show_filter_by_run_task_and_step(example_ws):
     assert len(shown) == 1 and 'select_plugin -> "git-inspector"' in shown[0]
     assert engine("ledger", "show", "--task", "nobody", cwd=example_ws, check=0).stdout.strip() == \
         "no ledger entries match"
+
+
+def test_each_file_that_does_not_end_done_prints_its_reason_and_the_summary_counts_every_outcome(example_ws):
+    put(example_ws, "050-unknown.jsonl", {"id": "u1", "tool": "no-such-tool", "repo": "example-repo"})
+    put(example_ws, "051-bad.jsonl", '{"id": "b1", "tool": ', {"id": "b2", "tool": "git"})
+    proc = engine("run", "--drain", cwd=example_ws, check=1)
+    lines = {line.split()[1].rstrip(":"): line for line in proc.stdout.splitlines()
+             if line.split()[0] in ("done", "failed")}
+    assert lines["001-inspect.jsonl"] == "done       001-inspect.jsonl"
+    assert lines["050-unknown.jsonl"].startswith(
+        "failed     050-unknown.jsonl: line 1 (task u1, tool 'no-such-tool'): ")
+    assert "No plugin for tool" in lines["050-unknown.jsonl"]
+    assert lines["051-bad.jsonl"].startswith("failed     051-bad.jsonl: the file holds invalid task lines; no task")
+    assert ":1" in lines["051-bad.jsonl"] and "not valid JSON" in lines["051-bad.jsonl"]
+    assert "2 file(s) done, 2 failed, 0 quarantined; tasks: 4 done, 1 failed, 0 quarantined" in proc.stdout
+
+
+def test_a_run_stopped_with_files_left_exits_9_and_says_what_is_left(example_ws):
+    install_test_plugin(example_ws, "sleeper", tool="sleep")
+    for i in range(6):
+        put(example_ws, f"3{i:02d}-slow.jsonl", {"id": f"z{i}", "tool": "sleep", "repo": "example-repo",
+                                                 "args": {"seconds": 0.3}})
+    env = {k: v for k, v in os.environ.items() if k != "ENGINE_WORKSPACE"}
+    worker = subprocess.Popen([sys.executable, "-m", "engine", "run", "--drain"], cwd=example_ws, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    done = example_ws / ".tasks" / "done"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not list(done.glob("3*-slow.jsonl")):
+        time.sleep(0.05)
+    worker.send_signal(signal.SIGINT)
+    stdout, stderr = worker.communicate(timeout=60)
+    assert worker.returncode == 9, (stdout, stderr)
+    assert "(stopped by signal)" in stdout and "stopped with work left:" in stderr
+    assert files(example_ws, "inbox")  # work was left, and kept
