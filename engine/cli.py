@@ -23,7 +23,7 @@ import click
 from rich.console import Console
 
 from engine import __version__
-from engine.errors import EngineError, ExitCode, ModelError, Problem, UsageError
+from engine.errors import EngineError, ExitCode, ModelError, Problem, UsageError, WorkspaceError
 from engine.redact import redact
 
 if TYPE_CHECKING:
@@ -282,7 +282,13 @@ def validate(ctx: click.Context, bpmn: Path | None, dmn: Path | None, strict: bo
     from engine.process import check_decisions, load_models
     from engine.process.lint import lint_models
 
+    # a workspace's models unless both files are named (or the DMN alone): outside a workspace there are no
+    # models to check, and checking the ones bundled with the engine would answer "models ok" about files
+    # nobody asked about
     ws = _workspace(ctx, required=False)
+    if dmn is None and not ws.is_initialised():
+        raise WorkspaceError(f"{ws.root} is not an engine workspace, so it has no models to validate: run "
+                             "`engine init` first, or name the files (--bpmn FILE --dmn FILE, or --dmn FILE alone)")
     warnings: list[Problem] = []
     if dmn is not None and bpmn is None:
         problems, checked = check_decisions(dmn), f"{dmn}"
@@ -629,6 +635,9 @@ def decide(ctx: click.Context, decision: str, model: Path | None, inputs: Sequen
     from engine import dmn
 
     ws = _workspace(ctx, required=False)
+    if model is None and not ws.is_initialised():
+        raise WorkspaceError(f"{ws.root} is not an engine workspace, so it has no decisions.dmn: run `engine init` "
+                             "first, or name the model with --model FILE")
     path = model or ws.dmn
     try:
         decisions = dmn.load(path)

@@ -72,9 +72,10 @@ class Workspace:
         return self.engine_dir / "logs" / "engine.jsonl"
 
     def model(self, name: str) -> Path:
-        """The workspace's own copy of a model, or the bundled default when it has none."""
-        own = self.root / "process" / name
-        return own if own.exists() else bundled("process") / name
+        """The workspace's own copy of a model (``engine init`` writes it). There is no fallback to the models
+        bundled with the engine: a workspace without its models has no process, and loading it fails naming
+        the missing file (it used to run the bundled defaults without a word)."""
+        return self.root / "process" / name
 
     @property
     def bpmn(self) -> Path:

@@ -2,9 +2,11 @@
 
 import json
 
+from engine.bundled import bundled
 from tests.conftest import DATA, engine
 
 DMN = DATA / "dmn"
+SHIPPED_DMN = bundled("process") / "decisions.dmn"
 
 
 def decide(*args, check=0, cwd=None):
@@ -42,15 +44,16 @@ def test_prefixed_namespace_file(tmp_path):
 def test_input_json_file(tmp_path):
     inputs = tmp_path / "in.json"
     inputs.write_text(json.dumps({"task": {"tool": "normalize"}}))
-    proc = decide("select_plugin", "--input-json", inputs, "--json", cwd=tmp_path)
+    proc = decide("select_plugin", "--model", SHIPPED_DMN, "--input-json", inputs, "--json", cwd=tmp_path)
     assert json.loads(proc.stdout) == {"result": "task-parser"}
 
 
 def test_the_orchestration_tables_from_the_command_line(tmp_path):
-    proc = decide("Quality Gate Tier", "--input", "Tags=[\"docs\"]", "--input", "Changed files=3", "--input",
-                  "Python changed=true", "--json", cwd=tmp_path)
+    proc = decide("Quality Gate Tier", "--model", SHIPPED_DMN, "--input", "Tags=[\"docs\"]", "--input",
+                  "Changed files=3", "--input", "Python changed=true", "--json", cwd=tmp_path)
     assert json.loads(proc.stdout) == {"result": "L0-L3"}
-    proc = decide("rollback_trigger", "--input", "Exit code=1", "--input", "Diff size=12", cwd=tmp_path)
+    proc = decide("rollback_trigger", "--model", SHIPPED_DMN, "--input", "Exit code=1", "--input", "Diff size=12",
+                  cwd=tmp_path)
     assert proc.stdout.strip() == '"rollback"'
 
 
@@ -66,17 +69,18 @@ def test_bad_cells_are_reported_at_load_all_at_once(tmp_path):
 
 
 def test_unknown_decision_suggests_the_closest(tmp_path):
-    proc = decide("select_plugn", "--json", check=7, cwd=tmp_path)
+    proc = decide("select_plugn", "--model", SHIPPED_DMN, "--json", check=7, cwd=tmp_path)
     assert "select_plugin" in json.loads(proc.stdout)["error"]
 
 
 def test_bad_input_value_names_the_input_and_type(tmp_path):
-    proc = decide("rollback_trigger", "--input", "Exit code=zero", "--input", "Diff size=1", check=7, cwd=tmp_path)
+    proc = decide("rollback_trigger", "--model", SHIPPED_DMN, "--input", "Exit code=zero", "--input", "Diff size=1",
+                  check=7, cwd=tmp_path)
     assert "Exit code" in proc.stderr and "number" in proc.stderr
 
 
 def test_malformed_input_option_is_a_usage_error(tmp_path):
-    proc = decide("select_plugin", "--input", "tool", check=2, cwd=tmp_path)
+    proc = decide("select_plugin", "--model", SHIPPED_DMN, "--input", "tool", check=2, cwd=tmp_path)
     assert "name=value" in proc.stderr
 
 
@@ -93,3 +97,8 @@ def test_explain_shows_why_a_value_was_read_as_null(tmp_path):
     proc = decide("input_values", "--model", model, "--input", "Colour=purple", "--input", "Percent=50", "--explain",
                   cwd=tmp_path)
     assert "warning:" in proc.stdout and '"purple", which is not among its allowed values' in proc.stdout
+
+
+def test_decide_outside_a_workspace_needs_the_model_named(tmp_path):
+    proc = decide("select_plugin", "--input", "tool=git", check=5, cwd=tmp_path)
+    assert "is not an engine workspace, so it has no decisions.dmn" in proc.stderr and "--model FILE" in proc.stderr

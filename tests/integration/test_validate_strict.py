@@ -10,6 +10,7 @@ from engine.bundled import bundled
 from tests.conftest import DATA, engine, line_of
 
 SHIPPED = bundled("process")
+DMN = ("--dmn", SHIPPED / "decisions.dmn")  # outside a workspace, validate is told which decisions
 KNOWN_NAMES = DATA / "process" / "lint_known_names.bpmn"
 OPEN_GATEWAY = ("has no default flow and its conditions may all be false (then the task fails at run time): "
                 "add a default flow")
@@ -40,10 +41,10 @@ def set_condition(text, flow_id, condition):
 
 def assert_warns(bpmn, expected, cwd):
     """Without --strict the warning is printed and the models are ok; with --strict the exit is non-zero."""
-    lenient = engine("validate", "--bpmn", bpmn, cwd=cwd, check=0)
+    lenient = engine("validate", "--bpmn", bpmn, *DMN, cwd=cwd, check=0)
     assert f"warning: {expected}" in lenient.stdout.splitlines(), lenient.stdout
     assert f"models ok: {bpmn} and " in lenient.stdout
-    strict = engine("validate", "--strict", "--bpmn", bpmn, cwd=cwd, check=3)
+    strict = engine("validate", "--strict", "--bpmn", bpmn, *DMN, cwd=cwd, check=3)
     assert f"warning: {expected}" in strict.stdout.splitlines(), strict.stdout
     assert "models ok" not in strict.stdout
     assert re.fullmatch(rf"1 warning\(s\) in {re.escape(str(bpmn))} and \S+decisions\.dmn \(--strict\)\n",
@@ -54,7 +55,8 @@ def assert_warns(bpmn, expected, cwd):
 
 
 def test_the_shipped_models_have_no_warnings(tmp_path):
-    proc = engine("validate", "--strict", cwd=tmp_path, check=0)
+    proc = engine("validate", "--strict", "--bpmn", SHIPPED / "orchestration.bpmn", *DMN,
+                  cwd=tmp_path, check=0)
     assert "warning: " not in proc.stdout and "warning(s)" not in proc.stderr
     assert proc.stdout.startswith("models ok: ")
 
@@ -70,13 +72,13 @@ def test_every_kind_of_step_sets_names_that_expressions_may_read(tmp_path):
     """Decision results (decisionRef when there is no resultVariable), output parameters, input parameters,
     a script's assignments, multi-instance variables and collected outputs, error boundary variables, the
     plugin outputs of a bound operation and of dispatch, the kernel's variables."""
-    proc = engine("validate", "--strict", "--bpmn", KNOWN_NAMES, cwd=tmp_path, check=0)
+    proc = engine("validate", "--strict", "--bpmn", KNOWN_NAMES, *DMN, cwd=tmp_path, check=0)
     assert proc.stdout.startswith("models ok: ") and "warning" not in proc.stdout + proc.stderr
 
 
 @pytest.mark.parametrize("name", ["camunda7_pool_juel.bpmn", "error_boundary.bpmn", "parallel_ends.bpmn"])
 def test_the_test_models_have_no_warnings(tmp_path, name):
-    proc = engine("validate", "--strict", "--bpmn", DATA / "process" / name, cwd=tmp_path, check=0)
+    proc = engine("validate", "--strict", "--bpmn", DATA / "process" / name, *DMN, cwd=tmp_path, check=0)
     # the DMN is the bundled one, wherever the engine is installed (a checkout, site-packages)
     assert proc.stdout.startswith(f"models ok: {DATA / 'process' / name} and ") and \
         proc.stdout.endswith("decisions.dmn\n") and proc.stdout.count("\n") == 1
@@ -129,14 +131,14 @@ def test_names_bound_inside_an_expression_and_functions_are_not_variables(tmp_pa
         "${some f in diff.files satisfies ends with(f.path, \".py\")}",
         "${some f in diff.files satisfies ends with(f.path, \".py\") and (for n in [1, 2] return n * 2) = [2, 4] "
         "and (function(x) x + 1)(1) = 2 and {a: 1, b: a + 1}.b = 2 and count(diff.files[size &gt; 0]) &gt;= 0}"))
-    proc = engine("validate", "--strict", "--bpmn", bpmn, cwd=tmp_path, check=0)
+    proc = engine("validate", "--strict", "--bpmn", bpmn, *DMN, cwd=tmp_path, check=0)
     assert "warning: " not in proc.stdout
 
 
 def test_every_unknown_name_is_reported_at_once_one_line_each(tmp_path):
     bpmn = edited_copy(tmp_path, SHIPPED / "orchestration.bpmn", ('retry.action = "retry"', 'retyr.action = "retry"'),
                        ("else baseline}", "else base_line}"))
-    proc = engine("validate", "--strict", "--bpmn", bpmn, cwd=tmp_path, check=3)
+    proc = engine("validate", "--strict", "--bpmn", bpmn, *DMN, cwd=tmp_path, check=3)
     warnings = [x for x in proc.stdout.splitlines() if x.startswith("warning: ")]
     assert len(warnings) == 2 and all(w.startswith(f"warning: {bpmn}:") for w in warnings), proc.stdout
     assert "2 warning(s)" in proc.stderr
@@ -145,7 +147,7 @@ def test_every_unknown_name_is_reported_at_once_one_line_each(tmp_path):
 def test_invalid_models_get_their_problems_and_no_lint(tmp_path):
     bpmn = edited_copy(tmp_path, SHIPPED / "orchestration.bpmn", ('retry.action = "retry"', 'retyr.action = "retry"'),
                        ('camunda:topic="git-inspector.status"', 'camunda:topic="git-inspectr.status"'))
-    proc = engine("validate", "--strict", "--bpmn", bpmn, cwd=tmp_path, check=3)
+    proc = engine("validate", "--strict", "--bpmn", bpmn, *DMN, cwd=tmp_path, check=3)
     assert "warning(s)" not in proc.stderr and "warning: " not in proc.stdout and "1 problem(s)" in proc.stderr
 
 
@@ -180,7 +182,7 @@ def test_only_complementary_conditions_make_a_gateway_exhaustive(tmp_path, succe
                         'id="Gateway_executed" name="Execution succeeded?"'))
     text = set_condition(bpmn.read_text(), "Flow_executed", succeeded)
     bpmn.write_text(set_condition(text, "Flow_execute_failed", failed))
-    proc = engine("validate", "--strict", "--bpmn", bpmn, cwd=tmp_path, check=0 if exhaustive else 3)
+    proc = engine("validate", "--strict", "--bpmn", bpmn, *DMN, cwd=tmp_path, check=0 if exhaustive else 3)
     line = line_of(bpmn, 'id="Gateway_executed"')
     warning = f"warning: {bpmn}:{line} exclusiveGateway Gateway_executed 'Execution succeeded?': {OPEN_GATEWAY}"
     shown = [x.rpartition(" and ")[0] if x.startswith("models ok: ") else x for x in proc.stdout.splitlines()]
