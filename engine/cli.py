@@ -207,7 +207,7 @@ def status(ctx: click.Context, as_json: bool) -> int:
 
     ws = _workspace(ctx, log=False)
     queue = TaskQueue(ws.tasks, worker="status")
-    counts, parked = queue.counts(), queue.parked()
+    counts, parked, failures = queue.counts(), queue.parked(), _last_failures(ws)
     runs = []
     for path in sorted(ws.runs_dir.glob("*/run.json"))[-5:]:
         body = json.loads(path.read_text(encoding="utf-8"))
@@ -222,7 +222,7 @@ def status(ctx: click.Context, as_json: bool) -> int:
         if (ws.state_dir / BREAKERS_FILE).exists() else {}
     if as_json:
         out.print_json(json.dumps({"workspace": str(ws.root), "queue": counts, "workers": workers, "runs": runs,
-                                   "parked": parked, "worktrees": left, "breakers": breakers}))
+                                   "parked": parked, "failures": failures, "worktrees": left, "breakers": breakers}))
         return ExitCode.OK
     from rich.table import Table
 
@@ -235,6 +235,8 @@ def status(ctx: click.Context, as_json: bool) -> int:
     for p in parked:
         out.print(f"parked: {p['file']} line {p['line']} (task {p['task_id']}) waits on a timer until {p['wake']}",
                   markup=False)
+    for f in failures:
+        out.print(f"{f['folder']}: {f['file']}: {f['reason']}", markup=False)
     if runs:
         table = Table("run", "state", "done", "failed", "quarantine", title="last runs")
         for r in runs:
@@ -250,6 +252,21 @@ def status(ctx: click.Context, as_json: bool) -> int:
         out.print(f"worktree kept for inspection: {w.get('path')} (task {w.get('task_id')}, branch "
                   f"{w.get('branch', '?')}); `engine worktrees prune` removes old ones", markup=False)
     return ExitCode.OK
+
+
+def _last_failures(ws: Workspace, count: int = 5) -> list[dict[str, Any]]:
+    """The files that went to failed/ or quarantine/ last, newest first, with the reason their report gives."""
+    reports = [(p.stat().st_mtime_ns, folder, p) for folder in ("failed", "quarantine")
+               for p in (ws.tasks / folder).glob("*.json") if p.name.endswith((".error.json", ".result.json"))]
+    found = []
+    for _, folder, path in sorted(reports, reverse=True)[:count]:
+        try:
+            body = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        found.append({"folder": folder, "file": body.get("file", path.name), "reason": body.get("reason"),
+                      "run_id": body.get("run_id")})
+    return found
 
 
 def _alive(worker: dict[str, Any]) -> bool:
@@ -684,14 +701,25 @@ def _explain(payload: dict[str, Any], indent: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point: runs the command and turns every error into a message and an exit code."""
+    """Entry point: runs the command and turns every error into a message and an exit code. With ``--json``
+    the error is also one JSON document on stdout (``{"error", "problems", "exit_code"}``), so a script that
+    asked for JSON always gets JSON."""
+    args = list(argv) if argv is not None else sys.argv[1:]
+    as_json = "--json" in (args[:args.index("--")] if "--" in args else args)
+
+    def as_document(message: str, code: int, problems: Sequence[Problem] = ()) -> None:
+        if as_json:
+            out.print_json(json.dumps(redact({"error": message, "problems": [p.as_dict() for p in problems],
+                                              "exit_code": int(code)})))
+
     try:
-        code = cli.main(args=list(argv) if argv is not None else None, prog_name="engine", standalone_mode=False)
+        code = cli.main(args=args, prog_name="engine", standalone_mode=False)
     except click.exceptions.Exit as e:
         code = e.exit_code
     except click.ClickException as e:
         e.show()
         code = ExitCode.USAGE
+        as_document(e.format_message(), code)
     except click.exceptions.Abort:
         err.print("aborted")
         code = 130
@@ -699,6 +727,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         for line in e.lines():
             err.print(redact(line), markup=False)
         code = e.exit_code
+        as_document(e.message, code, e.problems)
     except KeyboardInterrupt:
         err.print("interrupted")
         code = 130
@@ -713,4 +742,5 @@ def main(argv: Sequence[str] | None = None) -> None:
         err.print(redact(f"internal error: {type(e).__name__}: {e}"), markup=False)
         err.print(f"the traceback is in {where}" if where else redact(detail), markup=False)
         code = ExitCode.INTERNAL
+        as_document(f"internal error: {type(e).__name__}: {e}", code)
     sys.exit(int(code or 0))

@@ -414,3 +414,24 @@ def test_a_run_stopped_with_files_left_exits_9_and_says_what_is_left(example_ws)
     assert worker.returncode == 9, (stdout, stderr)
     assert "(stopped by signal)" in stdout and "stopped with work left:" in stderr
     assert files(example_ws, "inbox")  # work was left, and kept
+
+
+def test_an_error_of_a_command_asked_for_json_is_a_json_document(tmp_path, example_ws):
+    proc = engine("status", "--json", cwd=tmp_path, check=5)
+    body = json.loads(proc.stdout)
+    assert body["exit_code"] == 5 and "is not an engine workspace" in body["error"]
+    assert "is not an engine workspace" in proc.stderr  # and the message where people read it
+    body = json.loads(engine("replay", "run-nope", "--json", cwd=example_ws, check=2).stdout)
+    assert body["exit_code"] == 2 and "no run 'run-nope'" in body["error"]
+    body = json.loads(engine("explain", "nobody", "--json", cwd=example_ws, check=2).stdout)
+    assert body["exit_code"] == 2 and body["error"]
+
+
+def test_status_lists_the_last_failures_with_their_reasons(example_ws):
+    put(example_ws, "060-unknown.jsonl", {"id": "u2", "tool": "no-such-tool", "repo": "example-repo"})
+    engine("run", "--drain", cwd=example_ws, check=1)
+    body = json.loads(engine("status", "--json", cwd=example_ws, check=0).stdout)
+    [failure] = body["failures"]
+    assert failure["folder"] == "failed" and failure["file"] == "060-unknown.jsonl"
+    assert failure["reason"].startswith("line 1 (task u2, tool 'no-such-tool'): the process ended at")
+    assert "failed: 060-unknown.jsonl: line 1 (task u2" in engine("status", cwd=example_ws, check=0).stdout
