@@ -133,6 +133,8 @@ def run(ctx: click.Context, drain: bool, poll_sec: float, whatif: bool) -> int:
 
     ws = _workspace(ctx)
     kernel = Kernel(ws)
+    for stray in kernel.queue.strays():  # said once at the start: the queue never claims these
+        err.print(f"warning: inbox/{stray['name']} is ignored: {stray['why']}", markup=False)
     stopping = {"flag": False}
 
     def on_signal(signum: int, frame: Any) -> None:
@@ -207,7 +209,7 @@ def status(ctx: click.Context, as_json: bool) -> int:
 
     ws = _workspace(ctx, log=False)
     queue = TaskQueue(ws.tasks, worker="status")
-    counts, parked, failures = queue.counts(), queue.parked(), _last_failures(ws)
+    counts, parked, failures, strays = queue.counts(), queue.parked(), _last_failures(ws), queue.strays()
     runs = []
     for path in sorted(ws.runs_dir.glob("*/run.json"))[-5:]:
         body = json.loads(path.read_text(encoding="utf-8"))
@@ -222,7 +224,8 @@ def status(ctx: click.Context, as_json: bool) -> int:
         if (ws.state_dir / BREAKERS_FILE).exists() else {}
     if as_json:
         out.print_json(json.dumps({"workspace": str(ws.root), "queue": counts, "workers": workers, "runs": runs,
-                                   "parked": parked, "failures": failures, "worktrees": left, "breakers": breakers}))
+                                   "parked": parked, "failures": failures, "ignored": strays, "worktrees": left,
+                                   "breakers": breakers}))
         return ExitCode.OK
     from rich.table import Table
 
@@ -237,6 +240,8 @@ def status(ctx: click.Context, as_json: bool) -> int:
                   markup=False)
     for f in failures:
         out.print(f"{f['folder']}: {f['file']}: {f['reason']}", markup=False)
+    for stray in strays:
+        out.print(f"ignored in inbox/: {stray['name']}: {stray['why']}", markup=False)
     if runs:
         table = Table("run", "state", "done", "failed", "quarantine", title="last runs")
         for r in runs:

@@ -177,6 +177,30 @@ class TaskQueue:
             return iter(())
         return iter([folder / name for name in names])
 
+    def strays(self) -> list[dict[str, str]]:
+        """What lies in the inbox that will never be claimed, and why: only regular ``*.jsonl`` files are
+        task files (a ``*.tmp`` may be a file still being written; anything else waits for nobody)."""
+        found = []
+        try:
+            entries = sorted(os.scandir(self.folder("inbox")), key=lambda e: e.name)
+        except FileNotFoundError:
+            return []
+        for entry in entries:
+            name = entry.name
+            if entry.is_dir(follow_symlinks=False):
+                why = "a folder: task files are *.jsonl files in inbox/ itself"
+            elif not entry.is_file():
+                why = "not a regular file (a FIFO, socket, device or broken link)"
+            elif name.endswith(".progress.jsonl"):
+                why = "a *.progress.jsonl file is the queue's own bookkeeping, never a task file: rename it"
+            elif not name.endswith(TASK_SUFFIX):
+                why = ("being written? task files are claimed once renamed to *.jsonl" if name.endswith(".tmp")
+                       else "not a *.jsonl file")
+            else:
+                continue
+            found.append({"name": name, "why": why})
+        return found
+
     # -- claiming -----------------------------------------------------------------------------------
 
     def _lease_path(self, name: str) -> Path:

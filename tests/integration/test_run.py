@@ -435,3 +435,23 @@ def test_status_lists_the_last_failures_with_their_reasons(example_ws):
     assert failure["folder"] == "failed" and failure["file"] == "060-unknown.jsonl"
     assert failure["reason"].startswith("line 1 (task u2, tool 'no-such-tool'): the process ended at")
     assert "failed: 060-unknown.jsonl: line 1 (task u2" in engine("status", cwd=example_ws, check=0).stdout
+
+
+def test_what_the_inbox_holds_that_is_no_task_file_is_reported_not_silently_left(example_ws):
+    inbox = example_ws / ".tasks" / "inbox"
+    (inbox / "a-folder").mkdir()
+    os.mkfifo(inbox / "a-fifo.jsonl")
+    (inbox / "notes.txt").write_text("hello\n")
+    (inbox / "old.progress.jsonl").write_text("{}\n")
+    (inbox / "coming.jsonl.tmp").write_text("")
+    proc = engine("run", "--drain", cwd=example_ws, check=0)
+    assert "warning: inbox/a-folder is ignored: a folder" in proc.stderr
+    assert "warning: inbox/a-fifo.jsonl is ignored: not a regular file" in proc.stderr
+    assert "warning: inbox/notes.txt is ignored: not a *.jsonl file" in proc.stderr
+    assert "warning: inbox/old.progress.jsonl is ignored: a *.progress.jsonl file" in proc.stderr
+    assert "warning: inbox/coming.jsonl.tmp is ignored: being written?" in proc.stderr
+    assert "2 file(s) done" in proc.stdout  # the task files ran
+    body = json.loads(engine("status", "--json", cwd=example_ws, check=0).stdout)
+    assert [s["name"] for s in body["ignored"]] == ["a-fifo.jsonl", "a-folder", "coming.jsonl.tmp", "notes.txt",
+                                                    "old.progress.jsonl"]
+    assert "ignored in inbox/: notes.txt: not a *.jsonl file" in engine("status", cwd=example_ws, check=0).stdout
