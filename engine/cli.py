@@ -14,6 +14,7 @@ import os
 import signal
 import socket
 import sys
+import tempfile
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
@@ -395,6 +396,72 @@ def show(ctx: click.Context, run_id: str, task_id: str | None, output: Path | No
     path = output or Path.cwd() / (f"{run_id}-{task_id}.html" if task_id else f"{run_id}.html")
     path.write_text(page, encoding="utf-8")
     out.print(str(path), markup=False)
+    return ExitCode.OK
+
+
+@cli.command()
+@click.argument("source", metavar="FILE|-")
+@click.option("--name", help="The name the task file gets in the inbox (NAME.jsonl; default: FILE's name, or a "
+                             "new one for standard input).")
+@click.option("--json", "as_json", is_flag=True, help='Print {"submitted": PATH, "tasks": N}.')
+@click.pass_context
+def submit(ctx: click.Context, source: str, name: str | None, as_json: bool) -> int:
+    """Check a task file and put it into the inbox whole (a bad one is refused, every problem listed)."""
+    from engine.clock import Clock
+    from engine.queue import TaskQueue
+
+    ws = _workspace(ctx, log=False)
+    body = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
+    name = name or (Path(source).name if source != "-" else Clock().new_id("submitted-") + ".jsonl")
+    queue = TaskQueue(ws.tasks, worker="submit")
+    with tempfile.TemporaryDirectory() as tmp:
+        staged = Path(tmp) / "file.jsonl"
+        staged.write_bytes(body)
+        parsed = queue.parse_file(staged, name)
+    if parsed.problems:
+        raise UsageError(f"{name} was not submitted: {len(parsed.problems)} problem(s)", problems=parsed.problems)
+    try:
+        target = queue.submit(name, body)
+    except ValueError as e:
+        raise UsageError(f"--name: {e}") from e
+    except FileExistsError as e:
+        raise UsageError(f"{name} was not submitted: {e} exists (a file of that name is waiting or running); "
+                         "give another --name") from e
+    if as_json:
+        out.print_json(json.dumps({"submitted": str(target), "tasks": len(parsed.tasks)}))
+    else:
+        out.print(f"submitted {target.relative_to(ws.root)} ({len(parsed.tasks)} task(s))", markup=False)
+    return ExitCode.OK
+
+
+@cli.command()
+@click.argument("name", metavar="FILE")
+@click.option("--json", "as_json", is_flag=True, help='Print {"requeued": PATH, "from": FOLDER}.')
+@click.pass_context
+def requeue(ctx: click.Context, name: str, as_json: bool) -> int:
+    """Move FILE (a name in failed/ or quarantine/) back into the inbox to run again; its report stays as
+    its history, and the ledger records the move."""
+    from engine.clock import Clock
+    from engine.ledger import Ledger
+    from engine.queue import TaskQueue
+
+    ws = _workspace(ctx, log=False)
+    name = Path(name).name
+    try:
+        folder, target = TaskQueue(ws.tasks, worker="requeue").requeue(name)
+    except FileNotFoundError as e:
+        raise UsageError(f"no file {name!r} in failed/ or quarantine/") from e
+    except FileExistsError as e:
+        raise UsageError(f"{name} was not requeued: {e} exists") from e
+    clock = Clock()
+    ledger = Ledger(ws.ledger_dir, segment_bytes=ws.config().ledger.segment_mb << 20)
+    ledger.append({"kind": "queue", "task_file": name, "transition": f"{folder}->inbox", "status": "requeued"},
+                  {"run_id": clock.new_id("requeue-"), "ts": clock.now().isoformat(), "host": socket.gethostname(),
+                   "pid": os.getpid(), "worker": "requeue"})
+    if as_json:
+        out.print_json(json.dumps({"requeued": str(target), "from": folder}))
+    else:
+        out.print(f"requeued {name} from {folder}/ (its report stays there)", markup=False)
     return ExitCode.OK
 
 

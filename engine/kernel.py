@@ -255,6 +255,7 @@ class Kernel:
         else:
             self._queue_entry(ctx, claim, "inbox->processing", "claimed")
         self.ledger.commit()  # the claim is on disk whatever its tasks do: a worker dying in one leaves a trace
+        read = claim.path.read_bytes()  # what the file held when its tasks were read: a change later is seen
         parsed = self.queue.parse(claim)
         if parsed.problems:
             invalid: dict[str, Any] = {
@@ -322,7 +323,15 @@ class Kernel:
         finished = {r["line"] for r in results}
         not_run = [t.line for t in parsed.tasks if t.line not in finished]
         report: dict[str, Any] = {"file": claim.name, "status": dest, "run_id": ctx.run_id, "tasks": results}
-        if dest != "done":
+        changed = claim.path.read_bytes() != read
+        if dest == "done" and changed:  # lines written after the claim would be dropped without a word
+            dest = report["status"] = "failed"
+            report["reason"] = ("the file was changed after it was claimed (its tasks were read when it was "
+                                "claimed; what was written later was not run): write a task file under another "
+                                "name and rename it into inbox/ when it is complete, or move this one back to "
+                                "inbox/ to run it whole")
+            report["not_run_lines"] = []
+        elif dest != "done":
             failed = results[-1]
             tool = next((f", tool '{t.task.tool}'" for t in parsed.tasks if t.line == failed["line"]), "")
             report["reason"] = f"line {failed['line']} (task {failed['task_id']}{tool}): {failed.get('reason')}"

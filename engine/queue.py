@@ -303,6 +303,36 @@ class TaskQueue:
         claims = self._count_claim(name, self._read_claims(name), recovered=True)
         return Claim(name, path, fd, recovered=True, done_lines=self._read_progress(name), claims=claims)
 
+    # -- putting files in -----------------------------------------------------------------------------
+
+    def submit(self, name: str, body: bytes) -> Path:
+        """Put a task file into the inbox whole: written under a name no worker claims, fsync'd, renamed.
+        ``FileExistsError`` when the inbox (or processing/) already holds a file of that name."""
+        if not name.endswith(TASK_SUFFIX) or "/" in name or name.startswith("."):
+            raise ValueError(f"{name!r} is not a task file name (NAME.jsonl)")
+        target = self.folder("inbox") / name
+        if target.exists() or (self.folder("processing") / name).exists():
+            raise FileExistsError(str(target))
+        write_durably(self.folder("inbox") / side_name(name, ".submitting"), body)
+        os.link(self.folder("inbox") / side_name(name, ".submitting"), target)  # fails if it appeared meanwhile
+        (self.folder("inbox") / side_name(name, ".submitting")).unlink()
+        return target
+
+    def requeue(self, name: str) -> tuple[str, Path]:
+        """Move a failed or quarantined file back into the inbox; its report stays where it is (the file's
+        history: the next report beside it gets a name of its own). Returns (the folder it came from, its
+        new path). ``FileNotFoundError`` when neither folder holds it, ``FileExistsError`` when the inbox
+        holds a file of that name."""
+        for folder in ("failed", "quarantine"):
+            source = self.folder(folder) / name
+            if source.is_file():
+                target = self.folder("inbox") / name
+                if target.exists() or (self.folder("processing") / name).exists():
+                    raise FileExistsError(str(target))
+                os.rename(source, target)
+                return folder, target
+        raise FileNotFoundError(name)
+
     # -- parking ------------------------------------------------------------------------------------
 
     def _parked_path(self, name: str) -> Path:

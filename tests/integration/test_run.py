@@ -455,3 +455,64 @@ def test_what_the_inbox_holds_that_is_no_task_file_is_reported_not_silently_left
     assert [s["name"] for s in body["ignored"]] == ["a-fifo.jsonl", "a-folder", "coming.jsonl.tmp", "notes.txt",
                                                     "old.progress.jsonl"]
     assert "ignored in inbox/: notes.txt: not a *.jsonl file" in engine("status", cwd=example_ws, check=0).stdout
+
+
+def test_a_file_changed_after_its_claim_fails_saying_so_instead_of_dropping_the_new_lines(example_ws):
+    install_test_plugin(example_ws, "sleeper", tool="sleep")
+    for path in (example_ws / ".tasks" / "inbox").iterdir():
+        path.unlink()
+    put(example_ws, "070-grows.jsonl", {"id": "g1", "tool": "sleep", "repo": "example-repo", "args": {"seconds": 1}})
+    env = {k: v for k, v in os.environ.items() if k != "ENGINE_WORKSPACE"}
+    worker = subprocess.Popen([sys.executable, "-m", "engine", "run", "--drain"], cwd=example_ws, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    claimed = example_ws / ".tasks" / "processing" / "070-grows.jsonl"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not claimed.exists():
+        time.sleep(0.02)
+    with claimed.open("a") as handle:  # a writer that appends after the engine took the file
+        handle.write(json.dumps({"id": "g2", "tool": "git", "repo": "example-repo"}) + "\n")
+    stdout, stderr = worker.communicate(timeout=60)
+    assert worker.returncode == 1, stderr
+    assert "failed     070-grows.jsonl: the file was changed after it was claimed" in stdout
+    report = json.loads((example_ws / ".tasks" / "failed" / "070-grows.jsonl.error.json").read_text())
+    assert [(t["task_id"], t["status"]) for t in report["tasks"]] == [("g1", "done")]  # what ran is kept
+    assert (example_ws / ".tasks" / "failed" / "070-grows.jsonl").read_text().count("\n") == 2  # nothing lost
+
+
+def test_submit_puts_a_checked_task_file_into_the_inbox_and_refuses_a_bad_one(example_ws, tmp_path):
+    good = tmp_path / "080-good.jsonl"
+    good.write_text(json.dumps({"id": "s1", "tool": "git", "repo": "example-repo"}) + "\n")
+    body = json.loads(engine("submit", good, "--json", cwd=example_ws, check=0).stdout)
+    assert body["tasks"] == 1 and (example_ws / ".tasks" / "inbox" / "080-good.jsonl").read_bytes() == good.read_bytes()
+    proc = engine("submit", good, cwd=example_ws, check=2)  # the same name again: refused, nothing replaced
+    assert "exists" in proc.stderr
+    bad = tmp_path / "081-bad.jsonl"
+    bad.write_text('{"id": "s2", "tool": "git"}\n{"id": "s3"}\nnot json\n')
+    proc = engine("submit", bad, cwd=example_ws, check=2)
+    assert "081-bad.jsonl was not submitted: 2 problem(s)" in proc.stderr
+    assert "081-bad.jsonl:2" in proc.stderr and "081-bad.jsonl:3" in proc.stderr
+    assert not (example_ws / ".tasks" / "inbox" / "081-bad.jsonl").exists()
+    piped = subprocess.run([sys.executable, "-m", "engine", "submit", "-", "--name", "082-piped.jsonl"], cwd=example_ws,
+                           input=good.read_text(), capture_output=True, text=True,
+                           env={k: v for k, v in os.environ.items() if k != "ENGINE_WORKSPACE"})
+    assert piped.returncode == 0, piped.stderr
+    engine("run", "--drain", cwd=example_ws, check=0)
+    assert {"080-good.jsonl", "082-piped.jsonl"} <= set(files(example_ws, "done"))
+
+
+def test_requeue_moves_a_failed_file_back_keeping_its_report_as_history(example_ws):
+    put(example_ws, "090-unknown.jsonl", {"id": "r1", "tool": "no-such-tool", "repo": "example-repo"})
+    engine("run", "--drain", cwd=example_ws, check=1)
+    proc = engine("requeue", "090-unknown.jsonl", cwd=example_ws, check=0)
+    assert "requeued 090-unknown.jsonl from failed/" in proc.stdout
+    assert (example_ws / ".tasks" / "inbox" / "090-unknown.jsonl").exists()
+    assert (example_ws / ".tasks" / "failed" / "090-unknown.jsonl.error.json").exists()  # the history stays
+    engine("run", "--drain", cwd=example_ws, check=1)  # fails again: a second report beside the first
+    reports = sorted(p.name for p in (example_ws / ".tasks" / "failed").glob("*.error.json"))
+    assert reports == ["090-unknown.1.jsonl.error.json", "090-unknown.jsonl.error.json"]
+    moves = [e["record"] for e in ledger_entries(example_ws) if e["record"].get("status") == "requeued"]
+    assert moves == [{"kind": "queue", "task_file": "090-unknown.jsonl", "transition": "failed->inbox",
+                      "status": "requeued"}]
+    engine("ledger", "verify", cwd=example_ws, check=0)
+    proc = engine("requeue", "nope.jsonl", cwd=example_ws, check=2)
+    assert "no file 'nope.jsonl' in failed/ or quarantine/" in proc.stderr
