@@ -112,6 +112,13 @@ def _entry(seq: int, prev: str, record: dict[str, Any], envelope: dict[str, Any]
     return entry, b'{"envelope":' + env + b',"hash":"' + entry_hash.encode() + b'"' + tail + b"\n"
 
 
+def record_hash(record: Mapping[str, Any]) -> str:
+    """The ``record_hash`` an entry of ``record`` gets: of the record as ``append`` writes it (redacted, long
+    strings capped). A resumed or replayed task compares what it makes with what the ledger holds by it."""
+    entry, _ = _entry(1, GENESIS, dict(redact(dict(record))), {})
+    return str(entry["record_hash"])
+
+
 def _entry_hash(entry: Mapping[str, Any]) -> str:
     return digest({k: v for k, v in entry.items() if k != "hash"})
 

@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engine.durable import write_durably
+from engine.durable import sync_folder, write_durably
 from engine.errors import ModelError, Problem
 
 if TYPE_CHECKING:  # parsing models needs SpiffWorkflow; reading the pinned files does not
@@ -79,15 +79,7 @@ def pin(models: Models, store: Path) -> None:
         finally:
             os.close(fd)
         os.replace(staged, target)
-    _sync(store)
-
-
-def _sync(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    sync_folder(store)
 
 
 def pinned(store: Path, hashes: Mapping[str, str]) -> tuple[Path, Path] | None:

@@ -32,13 +32,13 @@ from SpiffWorkflow.util.task import TaskState
 from engine.clock import Clock
 from engine.contracts import Task
 from engine.errors import EngineError, PluginError
-from engine.ledger import Ledger, digest
+from engine.ledger import Ledger, digest, record_hash
 from engine.plugins.dispatch import Dispatcher
 from engine.plugins.loader import LoadedPlugin, Registry
 from engine.plugins.pool import CallInterrupted, WorkerPool
 from engine.process.models import Models
 from engine.process.pinned import load_pinned
-from engine.process.runtime import Outcome, ResumeDiverged, RunContext, TaskRunner, record_hash
+from engine.process.runtime import Outcome, ResumeDiverged, RunContext, TaskRunner
 from engine.process.steps import Step
 from engine.process.timers import due_at, waits_on_timer
 from engine.queue import FINAL

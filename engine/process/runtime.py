@@ -36,7 +36,7 @@ from SpiffWorkflow.util.task import TaskState
 from engine.clock import Clock
 from engine.contracts import Task
 from engine.errors import ContractViolation, DecisionError, EngineError, PluginError
-from engine.ledger import GENESIS, Ledger, _entry, digest
+from engine.ledger import Ledger, digest, record_hash
 from engine.plugins.dispatch import CallInterrupted, Dispatcher
 from engine.plugins.loader import LoadedPlugin, Registry
 from engine.plugins.pool import WorkerSpec
@@ -208,6 +208,7 @@ class TaskRunner:
         self._emitted = 0  # records this task has produced
         self._committed: list[str] = []  # on resume: record hashes the ledger already holds past the journal's
         self.durable_points = 0
+        self._check_state = os.environ.get("ENGINE_CHECK_STATE") == "1"  # the test suite: restore every point
         self.log = run.log.bind(task_id=task.id, task_file=task_file, line=line)
         self.workdir = (run.workspace / task.repo).resolve()
         self.results: dict[Any, StepResult] = {}  # a step's result, from when it ran until Spiff completes it
@@ -263,7 +264,7 @@ class TaskRunner:
         self._journaled = True
         self._unjournaled = []
         self.durable_points += 1
-        if os.environ.get("ENGINE_CHECK_STATE") == "1":  # the test suite: every point must restore exactly
+        if self._check_state:  # every point must restore exactly
             check_restores(self.journal.lines(), workflow.top_workflow)
 
     # -- what steps are given ---------------------------------------------------------------------
@@ -791,12 +792,6 @@ class TaskRunner:
 
 class ResumeDiverged(Exception):
     """A resumed task made a record other than the one the ledger holds for that place."""
-
-
-def record_hash(record: Mapping[str, Any]) -> str:
-    """The ``record_hash`` the ledger gives ``record`` (redacted and capped as it writes it)."""
-    entry, _ = _entry(1, GENESIS, dict(redact(dict(record))), {})
-    return str(entry["record_hash"])
 
 
 def _step_type(spec: Any) -> str:

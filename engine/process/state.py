@@ -38,6 +38,7 @@ from SpiffWorkflow.bpmn.serializer.workflow import BpmnWorkflowSerializer
 from SpiffWorkflow.util.task import TaskIterator, TaskState
 
 from engine.dmn.temporal import YearMonthDuration
+from engine.durable import sync_folder
 from engine.errors import EngineError
 from engine.process.parser import ExternalServiceTask
 from engine.process.timers import CLOCKED
@@ -96,11 +97,7 @@ class StateJournal:
         if self._fd is None:
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)  # task data: the owner's only
             if os.fstat(fd).st_size == 0:  # a new file: its name must be durable too
-                folder = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
-                try:
-                    os.fsync(folder)
-                finally:
-                    os.close(folder)
+                sync_folder(self.path.parent)
             self._fd = fd
         os.write(self._fd, body)
         os.fdatasync(self._fd)
