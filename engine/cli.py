@@ -1,9 +1,6 @@
 """The ``engine`` command: the only place that prints or exits, and the one error boundary.
 
-Exit codes (``engine.errors.ExitCode``): 0 ok; 1 a task file went to failed/ or quarantine/;
-2 usage; 3 invalid model; 4 ledger broken; 5 no usable workspace; 6 a plugin failed to load;
-7 a decision could not be evaluated; 8 the policies deny the run; 70 an unexpected error (traceback in
-the workspace log).
+Exit codes: ``engine.errors.ExitCode``, each explained in ``EXIT_CODES`` (which ``engine --help`` prints).
 """
 
 from __future__ import annotations
@@ -17,6 +14,7 @@ import sys
 import tempfile
 import traceback
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -88,7 +86,25 @@ def _workspace(ctx: click.Context, required: bool = True, *, log: bool = True) -
     return ws
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+EXIT_CODES = {
+    ExitCode.OK: "success",
+    ExitCode.TASKS_FAILED: "the run finished, but a task file went to failed/ or quarantine/",
+    ExitCode.USAGE: "bad command line",
+    ExitCode.MODEL_INVALID: "a model is invalid (nothing was claimed)",
+    ExitCode.LEDGER_BROKEN: "the ledger does not verify, or a replay differs from it",
+    ExitCode.WORKSPACE: "no workspace here (run `engine init`), or it cannot be used",
+    ExitCode.PLUGIN_INVALID: "a plugin failed to load or was refused",
+    ExitCode.DECISION_FAILED: "a decision could not be evaluated",
+    ExitCode.POLICY_DENIED: "the policies deny the run",
+    ExitCode.INTERRUPTED: "`engine run` was stopped by a signal with work left",
+    ExitCode.INTERNAL: "unexpected internal error (traceback in .engine/logs/engine.jsonl)",
+    ExitCode.ABORTED: "stopped at once (a second signal during a run, or Ctrl-C)",
+}
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]},
+             epilog="\b\nExit codes:\n" + "\n".join(f"  {int(c):>3}  {text}" for c, text in EXIT_CODES.items())
+             + "\n\nEvery command takes --json: one JSON document on stdout, errors included (docs/cli-json.md).")
 @click.option("--workspace", "-w", type=click.Path(file_okay=False, path_type=Path), envvar="ENGINE_WORKSPACE",
               help="Workspace directory (default: $ENGINE_WORKSPACE, else the current directory).")
 @click.version_option(__version__, prog_name="engine")
@@ -102,20 +118,31 @@ def cli(ctx: click.Context, workspace: Path | None) -> None:
 @cli.command()
 @click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--example", is_flag=True, help="Also make a small git repository and example task files.")
+@click.option("--json", "as_json", is_flag=True,
+              help='Print {"workspace": ..., "created": [...], "repaired": [...], "example": ...}.')
 @click.pass_context
-def init(ctx: click.Context, directory: Path | None, example: bool) -> int:
-    """Make a workspace in DIRECTORY (default: the workspace option, else the current directory)."""
+def init(ctx: click.Context, directory: Path | None, example: bool, as_json: bool) -> int:
+    """Make a workspace in DIRECTORY (default: the workspace option, else the current directory), or complete
+    one: idempotent (run again, it creates nothing; existing files are kept, example tasks already given are
+    not given again); a half-made example repository left by a killed init is repaired."""
     from engine.workspace import init as init_workspace
 
     root = directory or ctx.obj.get("workspace") or Path.cwd()
-    ws, made = init_workspace(root, example=example)
+    done = init_workspace(root, example=example)
+    ws, made, repaired = done.workspace, done.created, done.repaired
     _configure_logging(ws)
     import structlog
 
-    structlog.get_logger("engine").info("workspace_initialised", root=str(ws.root), made=made)
+    structlog.get_logger("engine").info("workspace_initialised", root=str(ws.root), made=made, repaired=repaired)
+    if as_json:
+        out.print_json(json.dumps({"workspace": str(ws.root), "created": made, "repaired": repaired,
+                                   "example": example}))
+        return ExitCode.OK
     for item in made:
-        out.print(f"  created {item}")
-    out.print(f"workspace ready: {ws.root}")
+        out.print(f"  created {item}", markup=False)
+    for item in repaired:
+        out.print(f"  repaired {item}", markup=False)
+    out.print(f"workspace ready: {ws.root}", markup=False)
     if example:
         out.print(f"next: cd {ws.root} && engine run --drain")
     return ExitCode.OK
@@ -127,15 +154,26 @@ def init(ctx: click.Context, directory: Path | None, example: bool) -> int:
               help="Seconds between inbox checks when not draining.")
 @click.option("--whatif", is_flag=True,
               help="Plan only: run the inbox's tasks with every change planned, none made; nothing is claimed.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Stream one JSON object per line: each event of the run, run_finished last (docs/cli-json.md).")
 @click.pass_context
-def run(ctx: click.Context, drain: bool, poll_sec: float, whatif: bool) -> int:
-    """Run task files from the inbox through the process (until interrupted, or until empty with --drain)."""
+def run(ctx: click.Context, drain: bool, poll_sec: float, whatif: bool, as_json: bool) -> int:
+    """Run task files from the inbox through the process (until interrupted, or until empty with --drain).
+
+    On a terminal a live panel shows files and tasks finished of those waiting, what runs now (file,
+    task, step), timers waited on and parked tasks; elsewhere one line per finished task and file."""
     from engine.kernel import Kernel
+    from engine.progress import RunProgress
 
     ws = _workspace(ctx)
     kernel = Kernel(ws)
+    progress = RunProgress()
     for stray in kernel.queue.strays():  # said once at the start: the queue never claims these
-        err.print(f"warning: inbox/{stray['name']} is ignored: {stray['why']}", markup=False)
+        if as_json:
+            _event({"event": "warning", "ts": kernel.clock.now().isoformat(),
+                    "message": f"inbox/{stray['name']} is ignored: {stray['why']}"})
+        else:
+            err.print(f"warning: inbox/{stray['name']} is ignored: {stray['why']}", markup=False)
     stopping = {"flag": False}
 
     def on_signal(signum: int, frame: Any) -> None:
@@ -145,15 +183,56 @@ def run(ctx: click.Context, drain: bool, poll_sec: float, whatif: bool) -> int:
         err.print(f"{signal.Signals(signum).name}: finishing the current task, then stopping "
                   "(again to stop at once)")
 
+    def stream(event: dict[str, Any]) -> None:
+        progress.take(event)
+        _event(event)
+
+    def lines(event: dict[str, Any]) -> None:
+        progress.take(event)
+        line = progress.line(event)
+        if line is not None:
+            out.print(redact(line), markup=False)
+
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    live = None
     try:
         if whatif:
-            summary = kernel.whatif(stop=lambda: stopping["flag"], on_plan=_print_plan)
+            def planned(item: dict[str, Any]) -> None:
+                _event({"event": "plan", "ts": kernel.clock.now().isoformat(), **item})
+
+            summary = kernel.whatif(stop=lambda: stopping["flag"], on_plan=planned if as_json else _print_plan)
+        elif as_json or not out.is_terminal:
+            summary = kernel.run(drain=drain, stop=lambda: stopping["flag"], poll_sec=poll_sec,
+                                 on_event=stream if as_json else lines)
         else:
-            summary = kernel.run(drain=drain, stop=lambda: stopping["flag"], poll_sec=poll_sec, on_file=_print_file)
+            from rich.live import Live
+
+            live = Live(progress, console=out, refresh_per_second=4)
+
+            def shown(event: dict[str, Any]) -> None:
+                progress.take(event)
+                if event["event"] == "file_finished":
+                    out.print(redact(progress.line(event) or ""), markup=False)
+
+            with live:
+                summary = kernel.run(drain=drain, stop=lambda: stopping["flag"], poll_sec=poll_sec, on_event=shown)
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+    code = ExitCode.OK if whatif or summary.ok else ExitCode.TASKS_FAILED
+    left = {"inbox": 0, "processing": 0}
+    if summary.interrupted and not whatif:
+        from engine.queue import TaskQueue
+
+        counts = TaskQueue(ws.tasks, worker="run").counts()
+        left = {"inbox": counts["inbox"], "processing": counts["processing"]}
+        if left["inbox"] + left["processing"]:
+            code = ExitCode.INTERRUPTED
+    if as_json:
+        _event({"event": "run_finished", "ts": kernel.clock.now().isoformat(), "run_id": summary.run_id,
+                "whatif": whatif, "files": {k: len(v) for k, v in summary.files.items()}, "tasks": summary.tasks,
+                "interrupted": summary.interrupted, "left": left, "exit_code": int(code)})
+        return code
     if whatif:
         tasks = ", ".join(f"{n} {k}" for k, n in summary.tasks.items() if n) or "none"
         for dest, names in summary.files.items():
@@ -161,7 +240,7 @@ def run(ctx: click.Context, drain: bool, poll_sec: float, whatif: bool) -> int:
                 out.print(f"would be {dest:<10} {name}")
         out.print(f"what-if run {summary.run_id}: nothing was changed or claimed; tasks as planned: {tasks}; "
                   f"the record is in .engine/whatif/{summary.run_id}/")
-        return ExitCode.OK  # a report of what would happen: it succeeded when every task was planned
+        return code  # a report of what would happen: it succeeded when every task was planned
     files = {k: len(v) for k, v in summary.files.items()}
     counted = summary.tasks
     parked = f", {files['parked']} parked" if files.get("parked") else ""
@@ -170,21 +249,16 @@ def run(ctx: click.Context, drain: bool, poll_sec: float, whatif: bool) -> int:
               f"{counted['quarantine']} quarantined" + (" (stopped by signal)" if summary.interrupted else ""))
     if not summary.ok:
         out.print(f"see the .error.json / .result.json files beside them in {ws.tasks.relative_to(ws.root)}/")
-    if summary.interrupted:
-        from engine.queue import TaskQueue
-
-        counts = TaskQueue(ws.tasks, worker="run").counts()
-        left = counts["inbox"] + counts["processing"]
-        if left:
-            err.print(f"stopped with work left: {counts['inbox']} file(s) in inbox/, {counts['processing']} in "
-                      "processing/ (the next `engine run` goes on with them)")
-            return ExitCode.INTERRUPTED
-    return ExitCode.OK if summary.ok else ExitCode.TASKS_FAILED
+    if code == ExitCode.INTERRUPTED:
+        err.print(f"stopped with work left: {left['inbox']} file(s) in inbox/, {left['processing']} in "
+                  "processing/ (the next `engine run` goes on with them)")
+    return code
 
 
-def _print_file(name: str, dest: str, reason: str | None) -> None:
-    """One line per file as it ends: where it went, and for anything but done, why (its report's reason)."""
-    out.print(f"{dest:<10} {name}" + (f": {reason}" if reason and dest != "done" else ""), markup=False)
+def _event(event: dict[str, Any]) -> None:
+    """One event of `engine run --json`: a JSON object on its own line, flushed at once."""
+    sys.stdout.write(json.dumps(redact(event), default=str, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
 
 
 def _print_plan(item: dict[str, Any]) -> None:
@@ -204,6 +278,8 @@ def _print_plan(item: dict[str, Any]) -> None:
 @click.pass_context
 def status(ctx: click.Context, as_json: bool) -> int:
     """Counts per queue folder, live workers, the last runs, open circuit breakers, kept worktrees."""
+    from engine.clock import Clock
+    from engine.heartbeat import alive, live_workers
     from engine.queue import TaskQueue
     from engine.safety.breaker import BREAKERS_FILE, breakers_of
     from engine.safety.worktrees import kept
@@ -214,12 +290,16 @@ def status(ctx: click.Context, as_json: bool) -> int:
     runs = []
     for path in sorted(ws.runs_dir.glob("*/run.json"))[-5:]:
         body = json.loads(path.read_text(encoding="utf-8"))
-        if body["state"] == "running" and not _alive(body):
+        if body["state"] == "running" and not alive(body):
             body["state"] = "died"  # the worker was killed; its files are recovered by the next run
         runs.append({"run_id": body["run_id"], "state": body["state"],
                      "files": {k: len(v) for k, v in body["files"].items()}, "tasks": body["tasks"]})
-    workers = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(ws.state_dir.glob("worker-*.json"))]
-    workers = [w for w in workers if _alive(w)]
+    now = Clock().now()
+    workers = live_workers(ws.state_dir)
+    for w in workers:  # how long each worker's run has gone on, as of now
+        started = w.get("started")
+        w["duration_sec"] = round((now - datetime.fromisoformat(started)).total_seconds(), 1) \
+            if isinstance(started, str) else None
     left = kept(ws.engine_dir / "worktrees")
     breakers = {plugin: entry for plugin, entry in breakers_of(ws.root).all().items() if entry["state"] != "closed"} \
         if (ws.state_dir / BREAKERS_FILE).exists() else {}
@@ -235,7 +315,7 @@ def status(ctx: click.Context, as_json: bool) -> int:
         table.add_row(name, str(n))
     out.print(table)
     for w in workers:
-        out.print(f"worker {w['worker']}: last beat {w['beat']}, working on {w['current_file'] or 'nothing'}")
+        out.print(_worker_line(w), markup=False)
     for p in parked:
         out.print(f"parked: {p['file']} line {p['line']} (task {p['task_id']}) waits on a timer until {p['wake']}",
                   markup=False)
@@ -275,18 +355,33 @@ def _last_failures(ws: Workspace, count: int = 5) -> list[dict[str, Any]]:
     return found
 
 
-def _alive(worker: dict[str, Any]) -> bool:
-    """Whether a worker's heartbeat file belongs to a live process (workers killed hard leave theirs)."""
-    host, _, pid = str(worker.get("worker", "")).rpartition("-")
-    if host != socket.gethostname():
-        return True  # another machine's worker: its heartbeat time is all we know
-    try:
-        os.kill(int(pid), 0)
-    except (ValueError, ProcessLookupError):
-        return False
-    except PermissionError:
-        return True
-    return True
+def _worker_line(w: dict[str, Any]) -> str:
+    """One live worker for `engine status`: its run, since when, what it finished, what it does now."""
+    files, tasks = w.get("files") or {}, w.get("tasks") or {}
+    since = str(w.get("started") or "?")[:19].replace("T", " ")
+    took = f" ({_span(w['duration_sec'])})" if w.get("duration_sec") is not None else ""
+    line = (f"worker {w.get('worker')}: run {w.get('run_id')} since {since} UTC{took}; files "
+            f"{files.get('done', 0)} done, {files.get('failed', 0)} failed, {files.get('quarantine', 0)} quarantined"
+            f"; tasks {tasks.get('done', 0)} done, {tasks.get('failed', 0)} failed, "
+            f"{tasks.get('quarantine', 0)} quarantined; ")
+    current = w.get("current")
+    if not current:
+        return line + "waiting for task files"
+    now = f"now {current.get('file')}"
+    if current.get("task_id") is not None:
+        now += f" line {current.get('line')}, task {current.get('task_id')} ({current.get('tool')})"
+    if current.get("step"):
+        now += f", step {current['step']}"
+    waiting = w.get("waiting")
+    if waiting:
+        now += f", waiting on {waiting.get('why')} until {waiting.get('until')}"
+    return line + now
+
+
+def _span(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min {secs} s" if minutes else f"{secs} s"
 
 
 @cli.command()
@@ -294,8 +389,10 @@ def _alive(worker: dict[str, Any]) -> bool:
 @click.option("--dmn", type=click.Path(dir_okay=False, path_type=Path), help="DMN file (default: the workspace's).")
 @click.option("--strict", is_flag=True, help="Fail (exit 3) on warnings too: names no step sets, exclusive gateways "
                                              "that may find no way out.")
+@click.option("--json", "as_json", is_flag=True, help='Print {"ok": ..., "checked": ..., "problems": [...], '
+                                                      '"warnings": [...], "replacements": [...]}.')
 @click.pass_context
-def validate(ctx: click.Context, bpmn: Path | None, dmn: Path | None, strict: bool) -> int:
+def validate(ctx: click.Context, bpmn: Path | None, dmn: Path | None, strict: bool, as_json: bool) -> int:
     """Check the models: XML, XSD, diagram interchange, plugin topics, decision references, DMN cells.
 
     Models that pass are linted: warnings name what may not run as meant. With only --dmn, the DMN file
@@ -313,13 +410,19 @@ def validate(ctx: click.Context, bpmn: Path | None, dmn: Path | None, strict: bo
         raise WorkspaceError(f"{ws.root} is not an engine workspace, so it has no models to validate: run "
                              "`engine init` first, or name the files (--bpmn FILE --dmn FILE, or --dmn FILE alone)")
     warnings: list[Problem] = []
+    replacements: list[dict[str, Any]] = []
     if dmn is not None and bpmn is None:
         problems, checked = check_decisions(dmn), f"{dmn}"
     else:
         bpmn, dmn = bpmn or ws.bpmn, dmn or ws.dmn
         registry = load_registry(ws)
         for replacement in registry.replacements:
-            out.print(replacement.describe(ws.root), markup=False)
+            replacements.append({"replaced": replacement.replaced, "by": replacement.by.id,
+                                 "by_origin": replacement.by.origin, "by_folder": str(replacement.by.folder),
+                                 "origin": replacement.origin, "folder": str(replacement.folder),
+                                 "message": replacement.describe(ws.root)})
+            if not as_json:
+                out.print(replacement.describe(ws.root), markup=False)
         checked = f"{bpmn} and {dmn}"
         try:
             models = load_models(bpmn, dmn, registry)
@@ -327,6 +430,14 @@ def validate(ctx: click.Context, bpmn: Path | None, dmn: Path | None, strict: bo
             problems = e.problems
         else:
             problems, warnings = [], lint_models(models, registry)
+    if as_json:  # the document alone on stdout; the exit code is the same as without --json
+        failed = bool(problems) or bool(warnings and strict)
+        out.print_json(json.dumps({"ok": not failed, "strict": strict,
+                                   "checked": {"bpmn": None if bpmn is None else str(bpmn), "dmn": str(dmn)},
+                                   "problems": [p.as_dict() for p in problems],
+                                   "warnings": [w.as_dict() for w in warnings], "replacements": replacements},
+                                  default=str))
+        return ExitCode.MODEL_INVALID if failed else ExitCode.OK
     for p in problems:
         out.print(str(p), markup=False)
     if problems:
@@ -366,14 +477,20 @@ def worktrees(ctx: click.Context, as_json: bool) -> int:
 @worktrees.command("prune")
 @click.option("--older-than", "days", type=click.FloatRange(min=0), default=7.0, show_default=True,
               help="Remove worktrees untouched for this many days (0: all).")
+@click.option("--json", "as_json", is_flag=True, help='Print {"removed": [...]}.')
 @click.pass_context
-def worktrees_prune(ctx: click.Context, days: float) -> int:
+def worktrees_prune(ctx: click.Context, days: float, as_json: bool) -> int:
     """Remove old worktrees of failed tasks; their branches stay."""
     from engine.clock import Clock
     from engine.safety.worktrees import prune
 
+    # `engine worktrees --json prune` asks for JSON too
+    as_json = as_json or bool(ctx.parent is not None and ctx.parent.params.get("as_json"))
     ws = _workspace(ctx)
     removed = prune(ws.engine_dir / "worktrees", older_than_sec=days * 86400, now=Clock().now().timestamp())
+    if as_json:
+        out.print_json(json.dumps({"removed": removed}, default=str))
+        return ExitCode.OK
     for w in removed:
         out.print(f"removed {w.get('path')} (branch {w.get('branch', '?')} kept)", markup=False)
     out.print(f"{len(removed)} worktree(s) removed")
@@ -385,8 +502,9 @@ def worktrees_prune(ctx: click.Context, days: float) -> int:
 @click.option("--task", "task_id", metavar="ID", help="Only this task of the run (default: every task it ran).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
               help="Write here (default: RUN.html, or RUN-ID.html with --task, in the current directory).")
+@click.option("--json", "as_json", is_flag=True, help='Print {"written": PATH, "run": RUN, "task": ID|null}.')
 @click.pass_context
-def show(ctx: click.Context, run_id: str, task_id: str | None, output: Path | None) -> int:
+def show(ctx: click.Context, run_id: str, task_id: str | None, output: Path | None, as_json: bool) -> int:
     """Write one self-contained HTML file picturing RUN: the process it ran on (as pinned), the path each
     task took and each step's status, and the decision tables with the matched rows marked."""
     from engine.audit import picture
@@ -395,7 +513,10 @@ def show(ctx: click.Context, run_id: str, task_id: str | None, output: Path | No
     page = picture.render(picture.gather(ws, run_id, task_id))
     path = output or Path.cwd() / (f"{run_id}-{task_id}.html" if task_id else f"{run_id}.html")
     path.write_text(page, encoding="utf-8")
-    out.print(str(path), markup=False)
+    if as_json:
+        out.print_json(json.dumps({"written": str(path.resolve()), "run": run_id, "task": task_id}))
+    else:
+        out.print(str(path), markup=False)
     return ExitCode.OK
 
 
@@ -475,13 +596,19 @@ def ledger() -> None:
                                               "tail then goes unnoticed unless --anchor is given).")
 @click.option("--anchor", metavar="HASH", help="An entry hash kept from `engine ledger anchor`: the ledger must "
                                                "still hold that entry.")
+@click.option("--json", "as_json", is_flag=True, help='Print {"ok": true, "entries": N, "files": N, "head": HASH, '
+                                                      '"anchor": HASH|null} (a broken ledger: the error document).')
 @click.pass_context
-def ledger_verify(ctx: click.Context, no_head: bool, anchor: str | None) -> int:
+def ledger_verify(ctx: click.Context, no_head: bool, anchor: str | None, as_json: bool) -> int:
     """Check every ledger entry against its contract and the hash chain; name the first bad entry."""
     from engine.ledger import Ledger
 
     ws = _workspace(ctx)
     report = Ledger(ws.ledger_dir).verify(no_head=no_head, anchor=anchor)
+    if as_json:  # a broken ledger raised LedgerBroken: main prints it as the error document, exit 4
+        out.print_json(json.dumps({"ok": True, "entries": report.entries, "files": report.files,
+                                   "head": report.last_hash, "anchor": anchor}))
+        return ExitCode.OK
     out.print(f"ledger ok: {report.entries} entries in {report.files} file(s), head {report.last_hash[:16]}"
               + (f", holds anchor {anchor[:16]}" if anchor else ""))
     return ExitCode.OK
@@ -524,24 +651,38 @@ def _flat(entry: dict[str, Any]) -> dict[str, Any]:
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True,
               help="jsonl: the entries as stored; csv: one row per entry, the columns other tools want.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write here (default: stdout).")
+@click.option("--json", "as_json", is_flag=True, help='Print {"entries": [...]} (the entries as stored); with '
+                                                      '--output, write the file and print {"written": PATH, '
+                                                      '"format": ..., "entries": N}.')
 @click.pass_context
 def ledger_export(ctx: click.Context, run: str | None, task: str | None, step: str | None, fmt: str,
-                  output: Path | None) -> int:
+                  output: Path | None, as_json: bool) -> int:
     """The ledger's entries for other tools, filtered by run, task or step."""
     import csv
     import io
 
-    buffer = io.StringIO()
+    if as_json and output is None:
+        if fmt == "csv":
+            raise UsageError("--format csv --json: the JSON document holds the entries as stored; to write CSV, "
+                             "give --output FILE too")
+        entries = list(_ledger_rows(ctx, run, task, step))
+        sys.stdout.write(json.dumps({"entries": entries}, indent=2, ensure_ascii=False) + "\n")
+        return ExitCode.OK
+    buffer, count = io.StringIO(), 0
     if fmt == "csv":
         writer = csv.DictWriter(buffer, fieldnames=EXPORT_COLUMNS, lineterminator="\n")
         writer.writeheader()
         for entry in _ledger_rows(ctx, run, task, step):
             writer.writerow(_flat(entry))
+            count += 1
     else:
         for entry in _ledger_rows(ctx, run, task, step):
             buffer.write(json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n")
+            count += 1
     if output is not None:
         output.write_text(buffer.getvalue(), encoding="utf-8")
+        if as_json:
+            out.print_json(json.dumps({"written": str(output.resolve()), "format": fmt, "entries": count}))
     else:
         sys.stdout.write(buffer.getvalue())
     return ExitCode.OK
@@ -551,10 +692,16 @@ def ledger_export(ctx: click.Context, run: str | None, task: str | None, step: s
 @click.option("--run", help="Only the entries of this run id.")
 @click.option("--task", help="Only the entries of this task id.")
 @click.option("--step", help="Only the entries of this step (BPMN element id).")
+@click.option("--json", "as_json", is_flag=True, help='Print {"entries": [...]}, one row per entry (the columns of '
+                                                      '`ledger export --format csv`).')
 @click.pass_context
-def ledger_show(ctx: click.Context, run: str | None, task: str | None, step: str | None) -> int:
+def ledger_show(ctx: click.Context, run: str | None, task: str | None, step: str | None, as_json: bool) -> int:
     """The ledger's entries, one line each: seq, time, what, task, step, status, and the plugin, decision
     result or reason."""
+    if as_json:
+        rows = [_flat(entry) for entry in _ledger_rows(ctx, run, task, step)]
+        sys.stdout.write(json.dumps({"entries": rows}, indent=2, ensure_ascii=False) + "\n")
+        return ExitCode.OK
     shown = 0
     for entry in _ledger_rows(ctx, run, task, step):
         row = _flat(entry)
@@ -570,15 +717,19 @@ def ledger_show(ctx: click.Context, run: str | None, task: str | None, step: str
 
 
 @ledger.command("anchor")
+@click.option("--json", "as_json", is_flag=True, help='Print {"hash": HASH, "seq": N}.')
 @click.pass_context
-def ledger_anchor(ctx: click.Context) -> int:
+def ledger_anchor(ctx: click.Context, as_json: bool) -> int:
     """Print the last entry's seq and hash (after verifying the ledger): keep it elsewhere, and
     `engine ledger verify --anchor HASH` later proves the ledger was not cut or rewritten before it."""
     from engine.ledger import Ledger
 
     ws = _workspace(ctx)
     head = Ledger(ws.ledger_dir).anchor()
-    out.print(f"{head['hash']} (entry seq {head['seq']})", markup=False)
+    if as_json:
+        out.print_json(json.dumps({"hash": head["hash"], "seq": head["seq"]}))
+    else:
+        out.print(f"{head['hash']} (entry seq {head['seq']})", markup=False)
     return ExitCode.OK
 
 
@@ -597,7 +748,7 @@ def plugin_list(ctx: click.Context, as_json: bool) -> int:
 
     from engine.plugins.catalog import list_plugins
 
-    ws = _workspace(ctx, required=False)
+    ws = _workspace(ctx)  # the plugins used depend on the workspace's plugins/ (outside one: exit 5)
     listing = list_plugins(ws)
     if as_json:
         out.print_json(json.dumps(listing.as_dict()))
@@ -633,7 +784,7 @@ def plugin_check(ctx: click.Context, plugin_id: str, as_json: bool) -> int:
     worker, calling nothing. Exit 0 when fine, 6 with one line per problem otherwise."""
     from engine.plugins.catalog import check_plugin
 
-    ws = _workspace(ctx, required=False)
+    ws = _workspace(ctx)
     report = check_plugin(ws, plugin_id)
     if as_json:
         out.print_json(json.dumps(report.as_dict()))
@@ -716,7 +867,9 @@ def replay(ctx: click.Context, run_id: str, task_id: str | None, as_json: bool) 
 @click.option("--input", "inputs", multiple=True, metavar="NAME=VALUE", help="An input value (repeatable).")
 @click.option("--input-json", type=click.File("r"), help="A JSON object of inputs ('-' for stdin).")
 @click.option("--json", "as_json", is_flag=True, help='Print {"result": ...} or {"error": ...}.')
-@click.option("--explain", is_flag=True, help="Also show which rules matched.")
+@click.option("--explain", is_flag=True, help="Also show the inputs as read, each matched rule's row, annotation and "
+                                              "outputs, and warnings (an input not given was read as null), for the "
+                                              "decision and those it requires.")
 @click.pass_context
 def decide(ctx: click.Context, decision: str, model: Path | None, inputs: Sequence[str],
            input_json: TextIO | None, as_json: bool, explain: bool) -> int:
@@ -728,48 +881,105 @@ def decide(ctx: click.Context, decision: str, model: Path | None, inputs: Sequen
         raise WorkspaceError(f"{ws.root} is not an engine workspace, so it has no decisions.dmn: run `engine init` "
                              "first, or name the model with --model FILE")
     path = model or ws.dmn
-    try:
-        decisions = dmn.load(path)
-        target = decisions.decision(decision)
-        if input_json is not None:
-            try:
-                context = json.load(input_json)
-            except json.JSONDecodeError as e:
-                raise UsageError(f"--input-json: not valid JSON: {e.msg} (line {e.lineno})") from e
-            except RecursionError as e:
-                raise UsageError("--input-json: nested too deeply") from e
-            if not isinstance(context, dict):
-                raise UsageError("--input-json: must hold a JSON object")
-        else:
-            context = {}
-        context.update(target.coerce_inputs(_parse_inputs(inputs)))
-        result = decisions.evaluate(target.id, context)
-    except EngineError as e:
-        if as_json:
-            out.print_json(json.dumps({"error": e.message, "problems": [p.as_dict() for p in e.problems]}))
-            return int(e.exit_code)
-        raise
-    payload = result.as_dict()
+    decisions = dmn.load(path)  # an error here, as below, is main()'s to print (as a JSON document with --json)
+    target = decisions.decision(decision)
+    context: dict[str, Any] = {}
+    if input_json is not None:
+        try:
+            context = json.load(input_json)
+        except json.JSONDecodeError as e:
+            raise UsageError(f"--input-json: not valid JSON: {e.msg} (line {e.lineno})") from e
+        except RecursionError as e:
+            raise UsageError("--input-json: nested too deeply") from e
+        if not isinstance(context, dict):
+            raise UsageError("--input-json: must hold a JSON object")
+    context.update(target.coerce_inputs(_parse_inputs(inputs)))
+    result = decisions.evaluate(target.id, context)
+    value = dmn.to_json(result.value)
+    facts = _explanation(decisions, result, context) if explain else None
     if as_json:
-        body: dict[str, Any] = {"result": payload["value"]}
-        if explain:
-            body["explain"] = payload
+        body: dict[str, Any] = {"result": value}
+        if facts is not None:
+            body["explain"] = facts
         out.print_json(json.dumps(body, default=str))
         return ExitCode.OK
-    out.print(json.dumps(payload["value"], default=str), markup=False)
-    if explain:
-        _explain(payload, indent="")
+    out.print(json.dumps(value, default=str), markup=False)
+    if facts is not None:
+        _explain(facts, indent="")
     return ExitCode.OK
 
 
-def _explain(payload: dict[str, Any], indent: str) -> None:
-    rules = ", ".join(payload.get("matched_rules") or []) or "none"
-    out.print(f"{indent}{payload['decision_id']} ({payload.get('decision_name')}): matched rules: {rules}",
-              markup=False)
-    for warning in payload.get("warnings") or []:
+def _explain(facts: dict[str, Any], indent: str, top: bool = True) -> None:
+    """``engine decide --explain``: what ``facts`` (from :func:`_explanation`) say, as Camunda Modeler shows a
+    decision: its input values as read, each matched rule's row, annotation and outputs, the warnings; then
+    the same for each required decision, indented."""
+    def shown(value: Any) -> str:
+        text = json.dumps(value, default=str, ensure_ascii=False)
+        return text if len(text) <= 200 else text[:199] + "…"
+
+    policy = f", hit policy {facts['hit_policy']}" if facts["hit_policy"] else ""
+    out.print(f"{indent}{facts['decision_id']} ({facts['decision_name']}){policy}", markup=False)
+    for name, value in facts["inputs"].items():
+        out.print(f"{indent}  input  {name} = {shown(value)}", markup=False)
+    for rule in facts["rules"]:
+        note = f"  {shown(' '.join(rule['annotation'].split()))}" if rule["annotation"] else ""
+        outputs = ", ".join(f"{name} = {shown(value)}" for name, value in rule["outputs"].items())
+        out.print(f"{indent}  row {rule['row']}{note}  -> {outputs}", markup=False)
+    if facts["hit_policy"] and not facts["rules"]:
+        out.print(f"{indent}  no rule matched", markup=False)
+    if not top:
+        out.print(f"{indent}  result = {shown(facts['value'])}", markup=False)
+    for warning in facts["warnings"]:
         out.print(f"{indent}  warning: {warning}", markup=False)
-    for req in payload.get("required") or []:
-        _explain(req, indent + "  ")
+    for name in facts.get("unread_inputs") or []:
+        out.print(f"{indent}  note: input '{name}' was given but not read by {facts['decision_id']}", markup=False)
+    for required in facts["required"]:
+        _explain(required, indent + "  ", top=False)
+
+
+def _explanation(decisions: Any, result: Any, context: dict[str, Any], top: bool = True) -> dict[str, Any]:
+    """The facts ``decide --explain`` shows of ``result`` (a ``DecisionResult`` of the ``DecisionModel``
+    ``decisions``, evaluated in the caller's ``context``), as ``--json --explain`` gives them: the decision,
+    its hit policy, value, input values as read, matched rules (id, 1-based row, annotation, outputs),
+    warnings, ``missing_inputs`` (the variables it read that the caller did not give: null), ``required``
+    (the same for each required decision) and, at the top, ``unread_inputs`` (what the caller gave that no
+    decision read)."""
+    import math
+
+    from engine.dmn import to_json
+
+    decision = decisions.decision(result.decision_id)
+    warnings = list(result.warnings)
+    missing: list[str] = []
+    absent = object()
+    for path, clause in decisions.caller_reads(decision):
+        if clause is None:
+            what = f"variable '{path}'"
+        elif clause.path == tuple(path.split(".")):
+            what = f"input '{clause.name}'" + ("" if clause.name == path else f" ({path})")
+        else:
+            what = f"variable '{path}', read by input '{clause.name}',"
+        node: Any = context
+        for part in path.split("."):
+            node = node[part] if isinstance(node, dict) and part in node else absent
+            if node is absent:
+                break
+        if node is absent:
+            missing.append(path)
+            warnings.append(f"{what} was not given: read as null")
+        elif isinstance(node, float) and not math.isfinite(node):
+            spelt = "NaN" if math.isnan(node) else "Infinity" if node > 0 else "-Infinity"
+            warnings.append(f"{what} was given as {spelt}, which is no number in FEEL: read as null")
+    facts: dict[str, Any] = {
+        "decision_id": result.decision_id, "decision_name": result.decision_name, "hit_policy": result.hit_policy,
+        "value": to_json(result.value), "matched_rules": list(result.matched_rules),
+        "inputs": to_json(decisions.read_values(result, context)),
+        "rules": [rule.as_dict() for rule in result.rules], "warnings": warnings, "missing_inputs": missing,
+        "required": [_explanation(decisions, r, context, top=False) for r in result.required]}
+    if top:
+        read = {path[0] for path in decisions.read_paths(decision)}
+        facts["unread_inputs"] = [name for name in context if name not in read]
+    return facts
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -793,16 +1003,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         code = ExitCode.USAGE
         as_document(e.format_message(), code)
     except click.exceptions.Abort:
-        err.print("aborted")
-        code = 130
+        err.print("stopped at once: what was in flight goes on at the next `engine run`")
+        code = ExitCode.ABORTED
     except EngineError as e:
         for line in e.lines():
             err.print(redact(line), markup=False)
         code = e.exit_code
-        as_document(e.message, code, e.problems)
+        where = e.subject.get("file")
+        as_document(e.message, code, e.problems or ([Problem(e.message, file=str(where), line=e.subject.get(
+            "line"))] if where is not None else []))
     except KeyboardInterrupt:
-        err.print("interrupted")
-        code = 130
+        err.print("stopped at once: what was in flight goes on at the next `engine run`")
+        code = ExitCode.ABORTED
     except Exception as e:  # the one place that catches everything
         where = _log_path
         detail = traceback.format_exc()

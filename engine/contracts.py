@@ -18,7 +18,7 @@ from referencing import Registry, Resource
 from engine.bundled import bundled
 from engine.errors import ContractViolation, Problem
 
-CONTRACTS = ("task.v1", "plugin.v1", "ledger.v1")
+CONTRACTS = ("task.v1", "plugin.v1", "ledger.v1", "cli.v1")
 
 
 @cache

@@ -40,6 +40,7 @@ class ExitCode(enum.IntEnum):
     POLICY_DENIED = 8  # a policy denied the run before anything was claimed
     INTERRUPTED = 9  # `engine run` was stopped (a signal) with work left: files in inbox/ or processing/
     INTERNAL = 70  # an unexpected error; the traceback is in the workspace log
+    ABORTED = 130  # stopped at once: a second SIGINT/SIGTERM during `engine run`, or Ctrl-C elsewhere
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ import structlog
 
 from engine.clock import Clock
 from engine.errors import EngineError, LedgerBroken, PluginLoadError, PolicyDenied, Problem
+from engine.heartbeat import Heartbeat
 from engine.ledger import Ledger
 from engine.plugins.dispatch import Dispatcher
 from engine.plugins.loader import Registry
@@ -37,6 +38,8 @@ from engine.telemetry import Telemetry
 from engine.workspace import Workspace
 
 ROLLBACK_DECISION = "rollback_trigger"  # asked for an apply a killed kernel left half done
+
+Listener = Callable[[dict[str, Any]], None]  # takes each run event (docs/cli-json.md lists them)
 
 
 @dataclass
@@ -87,6 +90,9 @@ class Kernel:
         self.dispatcher = Dispatcher(self._new_pool(), performance=self.performance,
                                      spans=self.telemetry.export_remote)
         self._last_reason: str | None = None  # why the file just finished went where it went
+        self.beat = Heartbeat(ws.state_dir, self.worker)
+        self._listener: Listener | None = None
+        self._at_start: set[str] = set()  # the task files waiting when the run started
 
     def _rollback_decision(self, inputs: dict[str, Any]) -> str:
         return str(self.models.decisions.evaluate(ROLLBACK_DECISION, inputs).value)
@@ -119,17 +125,30 @@ class Kernel:
         self.telemetry.flush()
 
     def run(self, *, drain: bool, stop: Callable[[], bool] = lambda: False, poll_sec: float = 1.0,
-            on_file: Callable[[str, str, str | None], None] | None = None) -> RunSummary:
-        """Process task files until the inbox is empty (``drain``) or ``stop()`` says so."""
+            on_event: Listener | None = None) -> RunSummary:
+        """Process task files until the inbox is empty (``drain``) or ``stop()`` says so. ``on_event`` gets
+        each event of the run as it happens (a file claimed, a task started, a step, a timer waited on, a
+        task or file finished), in the run's thread."""
         self.check_run_start()
+        self._listener = on_event
         try:
             with self.telemetry.span("engine run", **{"engine.drain": drain}):
-                return self._run(drain=drain, stop=stop, poll_sec=poll_sec, on_file=on_file)
+                return self._run(drain=drain, stop=stop, poll_sec=poll_sec)
         finally:
+            self.beat.stop()  # a worker that stops cleanly leaves no heartbeat
+            self._listener = None
             self.close()
 
-    def _run(self, *, drain: bool, stop: Callable[[], bool], poll_sec: float,
-             on_file: Callable[[str, str, str | None], None] | None) -> RunSummary:
+    def _emit(self, body: dict[str, Any]) -> None:
+        """One run event: into the heartbeat's picture, and to the listener with its time."""
+        self.beat.note(body)
+        if self._listener is not None:  # the time is read only for a listener: a test's clock stays put
+            self._listener({"event": body["event"], "ts": self.clock.now().isoformat(), **body})
+
+    def _event(self, kind: str, **fields: Any) -> None:
+        self._emit({"event": kind, **fields})
+
+    def _run(self, *, drain: bool, stop: Callable[[], bool], poll_sec: float) -> RunSummary:
         run_id = self.clock.new_id("run-")
         run_dir = self.ws.runs_dir / run_id
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -138,21 +157,25 @@ class Kernel:
                          worker=self.worker, dispatcher=self.dispatcher, telemetry=self.telemetry,
                          outputs_file=run_dir / "outputs.jsonl", repo_roots=tuple(self.config.repos.roots),
                          journal=self.journal, breakers=self.breakers, policy=self.policy,
-                         park_after=self.config.queue.park_after_sec)
+                         park_after=self.config.queue.park_after_sec, on_event=self._emit)
         summary = RunSummary(run_id)
         self.queue.ensure()
         pin(self.models, self.ws.models_dir)  # before any claim: every entry of the run names models kept
         self._write_run(run_dir, summary, "running")
+        self.beat.start(run_id)
+        waiting = self.queue.pending()
+        self._at_start = {p.name for p in waiting}
+        self._event("run_started", run_id=run_id, worker=self.worker, files_waiting=len(waiting),
+                    tasks_waiting=sum(_lines(p) for p in waiting))
         ctx.log.info("run_started", bpmn=str(self.models.bpmn_path), dmn=str(self.models.dmn_path),
                      models=self.models.hashes, drain=drain)
         # A state change a killed kernel left half done is settled before any new work is taken.
         for settled in recover(self.journal, self.queue, self.ledger, self._rollback_decision, ctx.envelope, ctx.log):
             if settled["status"] == "quarantined":
                 summary.files["quarantine"].append(str(settled["task_file"]))
-                if on_file is not None:
-                    on_file(str(settled["task_file"]), "quarantine", settled.get("reason"))
+                self._event("file_finished", file=str(settled["task_file"]), status="quarantine",
+                            reason=settled.get("reason"))
         while not stop():
-            self._heartbeat(run_id, None)
             claim = self.queue.claim_next(now=self.clock.now())
             if claim is None:
                 parked = self.queue.parked()
@@ -164,17 +187,14 @@ class Kernel:
                     wait = max(0.05, min(poll_sec if not drain else due, due))
                 self._sleep(wait, stop)
                 continue
-            self._heartbeat(run_id, claim.name)
             dest = self._work(ctx, claim, summary, stop)
             if dest is None:
                 summary.interrupted = True
                 break
             summary.files[dest].append(claim.name)
-            if on_file is not None:
-                on_file(claim.name, dest, self._last_reason)
+            self._event("file_finished", file=claim.name, status=dest, reason=self._last_reason)
         summary.interrupted = summary.interrupted or stop()
         self._write_run(run_dir, summary, "interrupted" if summary.interrupted else "finished")
-        self._heartbeat_path().unlink(missing_ok=True)  # a worker that stops cleanly leaves no heartbeat
         ctx.log.info("run_finished", files={k: len(v) for k, v in summary.files.items()}, tasks=summary.tasks)
         return summary
 
@@ -271,6 +291,8 @@ class Kernel:
             self._last_reason = f"{invalid['reason']}: {first}" + (
                 f" (and {len(parsed.problems) - 1} more)" if len(parsed.problems) > 1 else "")
             return "failed"
+        self._event("file_claimed", file=claim.name, tasks=len(parsed.tasks), already_done=len(claim.done_lines),
+                    resumed=claim.recovered or claim.unparked, queued_after_start=claim.name not in self._at_start)
 
         results: list[dict[str, Any]] = []
         dest = "done"
@@ -287,6 +309,7 @@ class Kernel:
                 self.queue.release(claim)  # the file stays in processing/ and resumes on the next start
                 return None
             journal = StateJournal(self.queue.state_path(claim.name, item.line))
+            self._event("task_started", file=claim.name, line=item.line, task_id=item.task.id, tool=item.task.tool)
             try:
                 outcome, runner = self._run_task(ctx, claim, item, journal, stop, log)
             except Exception as e:  # a bug must cost its task, not the queue: no file may crash every restart
@@ -316,6 +339,8 @@ class Kernel:
             journal.remove()
             results.append({"line": item.line, **entry})
             summary.tasks[outcome.status] = summary.tasks.get(outcome.status, 0) + 1
+            self._event("task_finished", file=claim.name, line=item.line, task_id=item.task.id,
+                        status=outcome.status, reason=outcome.reason, steps=outcome.steps)
             log.info("task_finished", task_id=item.task.id, status=outcome.status, reason=outcome.reason)
             if outcome.status != "done":
                 dest = outcome.status
@@ -425,19 +450,6 @@ class Kernel:
         self._last_reason = reason
         return "quarantine"
 
-    def _heartbeat_path(self) -> Path:
-        return self.ws.state_dir / f"worker-{self.worker}.json"
-
-    def _heartbeat(self, run_id: str, current: str | None) -> None:
-        """``.engine/state/worker-<host>-<pid>.json``: what this worker does, for ``engine status``."""
-        self.ws.state_dir.mkdir(parents=True, exist_ok=True)
-        path = self._heartbeat_path()
-        body = {"worker": self.worker, "pid": os.getpid(), "run_id": run_id, "current_file": current,
-                "beat": self.clock.now().isoformat()}
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(body), encoding="utf-8")
-        os.replace(tmp, path)
-
     def _write_run(self, run_dir: Path, summary: RunSummary, state: str) -> None:
         body = {"run_id": summary.run_id, "state": state, "worker": self.worker, "models": {
             "bpmn": {"path": str(self.models.bpmn_path), "sha256": self.models.bpmn_hash},
@@ -445,3 +457,11 @@ class Kernel:
             "plugins": {p.id: {"version": p.version, "digest": p.digest} for p in self.registry.plugins.values()},
             "files": summary.files, "tasks": summary.tasks}
         (run_dir / "run.json").write_text(json.dumps(body, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def _lines(path: Path) -> int:
+    """How many task lines a waiting file holds (its non-blank lines), for the run's progress."""
+    try:
+        return sum(1 for line in path.read_bytes().splitlines() if line.strip())
+    except OSError:
+        return 0

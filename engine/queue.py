@@ -166,6 +166,11 @@ class TaskQueue:
         """The task files waiting in the inbox, in the order they would be claimed."""
         return list(self._task_files(self.folder("inbox")))
 
+    def pending(self) -> list[Path]:
+        """The task files work waits on: those in processing/ (parked, or left by a stopped or dead
+        worker), then the inbox's."""
+        return [*self._task_files(self.folder("processing")), *self._task_files(self.folder("inbox"))]
+
     @staticmethod
     def _task_files(folder: Path) -> Iterator[Path]:
         """The task files of ``folder`` in name order (one directory read: the kinds come with the names)."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.bundled import bundled
+from engine.durable import sync_folder, write_durably
 from engine.errors import WorkspaceError
 from engine.queue import FOLDERS
 
@@ -168,24 +170,173 @@ def _git(repo: Path, *args: str) -> None:
         raise WorkspaceError(f"git {' '.join(args)} failed in {repo}: {e.stderr.strip()}") from e
 
 
-def _make_example_repo(repo: Path) -> None:
-    repo.mkdir(parents=True)
+_README = "# Example\n\nA small repository for the engine's example tasks.\n"
+_APP = ('def greet(name: str) -> str:\n    return f"Hello, {name}!"\n',
+        'def greet(name: str) -> str:\n    return f"Hello, {name}!"\n\n\n'
+        'def farewell(name: str) -> str:\n    return f"Goodbye, {name}!"\n')
+_APP_LAST = _APP[1] + '\n\ndef shout(text: str) -> str:\n    return text.upper()\n'
+# What an example repository holds before its first commit: its files, each possibly cut short by a kill.
+_EXAMPLE_FILES = {"README.md": (_README,), "app.py": (*_APP, _APP_LAST)}
+# The example repository is made in `.example-repo.partial-<pid>` and renamed into place when complete; a
+# half-made one being replaced is renamed to `.example-repo.removing-<pid>` and then removed. Either, left by
+# an init that was killed (its process is gone), is removed by the next init.
+_TEMP_REPO = re.compile(rf"^\.{re.escape(EXAMPLE_REPO)}\.(partial|removing)-(\d+)$")
+
+
+def _build_example_repo(repo: Path) -> None:
+    repo.mkdir()
     _git(repo, "init", "-q", "-b", "main")
-    (repo / "README.md").write_text("# Example\n\nA small repository for the engine's example tasks.\n")
-    (repo / "app.py").write_text('def greet(name: str) -> str:\n    return f"Hello, {name}!"\n')
+    (repo / "README.md").write_text(_README)
+    (repo / "app.py").write_text(_APP[0])
     _git(repo, "add", "README.md", "app.py")
     _git(repo, "commit", "-q", "-m", "Add README and app")
-    (repo / "app.py").write_text('def greet(name: str) -> str:\n    return f"Hello, {name}!"\n\n\n'
-                                 'def farewell(name: str) -> str:\n    return f"Goodbye, {name}!"\n')
+    (repo / "app.py").write_text(_APP[1])
     _git(repo, "commit", "-q", "-am", "Add farewell")
-    (repo / "app.py").write_text((repo / "app.py").read_text() + '\n\ndef shout(text: str) -> str:\n'
-                                 '    return text.upper()\n')
+    (repo / "app.py").write_text(_APP_LAST)
 
 
-def init(root: Path, *, example: bool = False) -> tuple[Workspace, list[str]]:
-    """Make (or complete) a workspace; returns it and what was created. Existing files are kept."""
+def _make_example_repo(repo: Path, *, replace: bool = False) -> None:
+    """Make the example repository at ``repo``: built whole in a temporary folder beside it, then renamed
+    into place, so a kill leaves either no repository or a complete one (and a temporary folder the next
+    ``init`` removes). ``replace``: ``repo`` is a half-made example (``_half_made_example``) to replace."""
+    partial = repo.with_name(f".{repo.name}.partial-{os.getpid()}")
+    if partial.exists():  # left by a killed process that had this pid
+        shutil.rmtree(partial)
+    try:
+        _build_example_repo(partial)
+        if replace:  # renamed aside first: a kill never leaves a half-removed folder at `repo`
+            removing = repo.with_name(f".{repo.name}.removing-{os.getpid()}")
+            os.rename(repo, removing)
+            os.rename(partial, repo)
+            shutil.rmtree(removing)
+        else:
+            os.rename(partial, repo)  # fails when a folder with content appeared there meanwhile
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    sync_folder(repo.parent)
+
+
+def _remove_stale_temp_repos(root: Path) -> None:
+    """Remove the temporary example repositories left by an ``init`` that was killed (its process is gone)."""
+    for entry in root.glob(f".{EXAMPLE_REPO}.*-*"):
+        match = _TEMP_REPO.match(entry.name)
+        if match is None or not entry.is_dir() or entry.is_symlink():
+            continue
+        pid = int(match.group(2))
+        if pid != os.getpid():
+            try:
+                os.kill(pid, 0)
+                continue  # its process still runs (another init making it)
+            except ProcessLookupError:
+                pass
+            except PermissionError:
+                continue  # a process of another user has that pid
+        shutil.rmtree(entry, ignore_errors=True)
+
+
+def _git_succeeds(repo: Path, *args: str) -> str | None:
+    """The output of ``git --git-dir=<repo>/.git ARGS`` (no search of the folders above), None when it fails."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    try:
+        proc = subprocess.run(["git", f"--git-dir={repo / '.git'}", *args], cwd=repo, capture_output=True,
+                              text=True, env={**env, "GIT_CONFIG_NOSYSTEM": "1"})
+    except FileNotFoundError as e:
+        raise WorkspaceError("git is not installed: `engine init --example` needs it for the example "
+                             "repository (apt-get install git)") from e
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def _example_repo_problem(repo: Path) -> str | None:
+    """What keeps ``repo`` from being a usable example repository (a git repository with a commit), or None."""
+    if not repo.is_dir():
+        return "not a folder"
+    if not (repo / ".git").exists():
+        return "no .git: not a git repository"
+    if _git_succeeds(repo, "rev-parse", "--git-dir") is None:
+        return "its .git is not a git repository"
+    if _git_succeeds(repo, "rev-parse", "--verify", "-q", "HEAD^{commit}") is None:
+        return "a git repository with no commit"
+    return None
+
+
+def _half_made_example(repo: Path) -> bool:
+    """Whether ``repo`` (not a usable repository) is recognisably an example repository an ``init`` did not
+    finish: a real folder holding nothing but a ``.git`` without commits and the example's files (each whole
+    or cut short). Anything else may be the user's, and is never removed."""
+    if repo.is_symlink() or not repo.is_dir():
+        return False
+    for entry in repo.iterdir():
+        if entry.name == ".git":
+            if entry.is_symlink() or not entry.is_dir():
+                return False
+            continue
+        versions = _EXAMPLE_FILES.get(entry.name)
+        if versions is None or entry.is_symlink() or not entry.is_file():
+            return False
+        body = entry.read_bytes()
+        if not any(v.encode().startswith(body) for v in versions):
+            return False
+    git = repo / ".git"
+    if not git.is_dir():
+        return True
+    if _git_succeeds(repo, "rev-parse", "--git-dir") is not None:
+        return _git_succeeds(repo, "rev-list", "-n", "1", "--all") == ""  # no commit on any branch
+    # a .git git does not recognise (`git init` killed): only if it holds no objects
+    return not any(p.is_file() for p in (git / "objects").rglob("*"))
+
+
+class Initialised(tuple[Workspace, list[str]]):
+    """What ``init`` did: unpacks as ``(workspace, created)``; ``repaired`` lists what it remade (a half-made
+    example repository). Paths are relative to the workspace, folders end in ``/``."""
+
+    repaired: list[str]
+
+    def __new__(cls, workspace: Workspace, created: list[str], repaired: list[str]) -> Initialised:
+        self = super().__new__(cls, (workspace, created))
+        self.repaired = repaired
+        return self
+
+    @property
+    def workspace(self) -> Workspace:
+        return self[0]
+
+    @property
+    def created(self) -> list[str]:
+        return self[1]
+
+
+def _copy_whole(source: Path, dest: Path) -> None:
+    """Copy ``source`` to ``dest`` whole: written to a temporary name beside it, fsync'd, renamed."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    write_durably(dest, source.read_bytes())
+
+
+def init(root: Path, *, example: bool = False) -> Initialised:
+    """Make (or complete) a workspace; returns it, what was created and what was repaired. Existing files are
+    kept (a model that differs from the bundled one may be the user's edit: ``engine validate`` checks it).
+    Idempotent: run again, it creates nothing; every file is written whole (temporary name, fsync, rename),
+    so an init killed half-way leaves nothing half-written that the next one keeps.
+
+    With ``example``: the example repository (made whole, then renamed into place; a half-made one left by
+    an older engine is remade, a folder there that is not one is refused with ``WorkspaceError``) and the
+    example task files, each written only if no queue folder holds a file of its name (it was given before)."""
     ws = Workspace(root.resolve())
     made: list[str] = []
+    repaired: list[str] = []
+    repo = ws.root / EXAMPLE_REPO
+    replace = False
+    if ws.root.is_dir():
+        _remove_stale_temp_repos(ws.root)
+    if example and (repo.exists() or repo.is_symlink()):
+        problem = _example_repo_problem(repo)
+        if problem is not None:
+            if not _half_made_example(repo):
+                raise WorkspaceError(
+                    f"{repo} is not a complete example repository ({problem}) and holds what `engine init "
+                    f"--example` did not make: move it away (mv {repo} {repo}.old) and run it again",
+                    path=str(repo))
+            replace = True  # checked before anything is made: a refusal leaves the workspace as it was
     for folder in [*(ws.tasks / f for f in FOLDERS), ws.ledger_dir, ws.runs_dir, ws.state_dir,
                    ws.log_file.parent]:
         if not folder.exists():
@@ -196,23 +347,25 @@ def init(root: Path, *, example: bool = False) -> tuple[Workspace, list[str]]:
         for path in sorted(source.rglob("*")):
             dest = target / path.relative_to(source)
             if path.is_file() and not dest.exists():
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(path, dest)
+                _copy_whole(path, dest)
                 made.append(str(dest.relative_to(ws.root)))
     from engine.config import CONFIG_FILE, DEFAULT_TOML
 
     config = ws.root / CONFIG_FILE
     if not config.exists():
-        config.write_text(DEFAULT_TOML, encoding="utf-8")
+        write_durably(config, DEFAULT_TOML.encode("utf-8"))
         made.append(CONFIG_FILE)
     if example:
-        repo = ws.root / EXAMPLE_REPO
-        if not repo.exists():
+        if replace:
+            _make_example_repo(repo, replace=True)
+            repaired.append(EXAMPLE_REPO + "/")
+        elif not repo.exists():
             _make_example_repo(repo)
             made.append(EXAMPLE_REPO + "/")
         for name, tasks in EXAMPLE_TASKS.items():
+            if any((ws.tasks / folder / name).exists() for folder in FOLDERS):
+                continue  # given before (perhaps run, and in done/ now): not given again
             path = ws.tasks / "inbox" / name
-            if not path.exists():
-                path.write_text("".join(json.dumps(t) + "\n" for t in tasks), encoding="utf-8")
-                made.append(str(path.relative_to(ws.root)))
-    return ws, made
+            write_durably(path, "".join(json.dumps(t) + "\n" for t in tasks).encode("utf-8"))
+            made.append(str(path.relative_to(ws.root)))
+    return Initialised(ws, made, repaired)

@@ -68,6 +68,7 @@ class BoxedReader(TableReader):
                 self.problem("a formalParameter has no name", p, decision=owner)
                 continue
             params.append(pname)
+            self.bound.setdefault(owner, set()).add(pname)
             types.append(self.type_ref(p.get("typeRef"), p, owner, f"parameter '{pname}'"))
         body_el = self.expression_child(el)
         if body_el is None:
@@ -158,6 +159,8 @@ class BoxedReader(TableReader):
                              decision=owner)
                 ok = False
                 continue
+            if name is not None:
+                self.bound.setdefault(owner, set()).add(name)
             compiled = self.boxed(child, owner, f"{label}.{name}" if name else label)
             ok = ok and compiled is not None
             entries.append((name, compiled))

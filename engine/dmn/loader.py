@@ -348,6 +348,8 @@ class _Loader(BoxedReader):
             for did in ids:
                 reads |= self.reads.get(did, set())
             d.reads = frozenset(reads)
+            bound = self.bound.get(d.id, set())
+            d.own_reads = frozenset(r for r in self.reads.get(d.id, set()) if r.split(".")[0] not in bound)
             d.all_inputs = [clause for did in ids for clause in decisions[did].inputs]
 
 

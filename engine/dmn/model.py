@@ -50,6 +50,7 @@ class InputClause:
     input_values: str | None = None
     line: int | None = None
     path: tuple[str, ...] | None = None  # when the expression is a plain name or path: its parts
+    reads: frozenset[str] = frozenset()  # the variables the expression reads, as dotted paths
     evaluate: Expr = field(default=lambda ctx: None, repr=False)
     allowed: list[Test] = field(default_factory=list, repr=False)
 
@@ -115,6 +116,7 @@ class Decision:
     variable_type: str | None = None
     types: dict[str, TypeDef] = field(default_factory=dict, repr=False)
     reads: frozenset[str] = frozenset()  # variables the decision (and what it requires) reads
+    own_reads: frozenset[str] = frozenset()  # variables its own logic reads (less the names it binds itself)
     all_inputs: list[InputClause] = field(default_factory=list, repr=False)  # own + required ones
     kind: str = "decision"  # "businessKnowledgeModel" for a table inside one (named in errors)
 
@@ -459,6 +461,46 @@ class DecisionModel:
                           if not any(r.startswith(other + ".") for other in reads))
             self._paths[decision.id] = found
         return found
+
+    def caller_reads(self, decision: Decision) -> tuple[tuple[str, InputClause | None], ...]:
+        """What ``decision`` itself (not the decisions it requires) reads from the caller's context: each
+        variable as a dotted path, with the input column whose expression reads it. For a table: the
+        variables of its input expressions, column by column (these are read at every evaluation; rules
+        and outputs read theirs only when tried). For another decision: the variables its expression
+        reads, with None (for a boxed context or function, less the names it binds itself). Left out: the
+        names its required decisions give it, the model's business knowledge models and decision
+        services, and a path under another one read whole."""
+        given = set(self.functions)
+        for ref in decision.required:
+            sub = self.decisions.get(ref)
+            if sub is not None:
+                given |= {sub.name or sub.id, *(o.name for o in sub.outputs if o.name)}
+                given |= {sub.variable_name} if sub.variable_name else set()
+        pairs: list[tuple[str, InputClause | None]] = []
+        if decision.literal is None:
+            pairs = [(r, clause) for clause in decision.inputs for r in sorted(clause.reads)]
+        else:
+            pairs = [(r, None) for r in sorted(decision.own_reads)]
+        paths = {r for r, _ in pairs if r.split(".")[0] not in given}
+        out: list[tuple[str, InputClause | None]] = []
+        for r, clause in pairs:
+            if r in paths and all(r != o for o, _ in out) and not any(r.startswith(p + ".") for p in paths):
+                out.append((r, clause))
+        return tuple(out)
+
+    def read_values(self, result: DecisionResult, context: Mapping[str, Any]) -> dict[str, Any]:
+        """The values ``result``'s decision read, as it read them (plain values): for a table, each input
+        column's (:attr:`DecisionResult.inputs`); for another decision, each variable its expression reads
+        (by dotted path), from the caller's ``context`` or the results of its required decisions."""
+        decision = self.decision(result.decision_id)
+        if decision.literal is None:
+            return result.inputs
+        scope = dict(context)
+        for sub in result.required:
+            scope.update(self.decisions[sub.decision_id].exposed(sub.value))
+        reads = sorted(r for r in decision.own_reads if r.split(".")[0] not in self.functions)
+        return {r: to_plain(_lookup(scope, tuple(r.split(".")))) for r in reads
+                if not any(r.startswith(other + ".") for other in reads)}
 
     def evidence(self, result: DecisionResult, context: Mapping[str, Any]) -> dict[str, Any]:
         """What re-deriving ``result`` needs beyond its :attr:`~DecisionResult.inputs`: the values (JSON,

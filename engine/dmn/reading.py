@@ -60,6 +60,7 @@ class Reader:
         self.types: dict[str, TypeDef] = {}
         self.default_language: str | None = None
         self.reads: dict[str, set[str]] = {}  # decision (or owner) -> the variables its FEEL reads
+        self.bound: dict[str, set[str]] = {}  # owner -> the names its boxed expressions bind (entries, parameters)
         self.names = KnownNames()
         self.callables: frozenset[str] = frozenset()
         self.functions: dict[str, FeelFunction] = {}  # business knowledge models and decision services by name

@@ -86,7 +86,8 @@ class TableReader(Reader):
                 clause.evaluate = compile_expression(clause.expression, names=self.names, callables=self.callables)
                 node = parse_expression(clause.expression, self.names)
                 clause.path = _path_of(node)
-                self.reads.setdefault(did, set()).update(expression_free_names(clause.expression, self.names))
+                clause.reads = frozenset(expression_free_names(clause.expression, self.names))
+                self.reads.setdefault(did, set()).update(clause.reads)
             except FeelSyntaxError as e:
                 self.problem(f"input expression '{text}' does not parse: {e}", expr_el, decision=did,
                              column=column, text=text)

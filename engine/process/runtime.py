@@ -104,6 +104,7 @@ class RunContext:
     on_plan: Callable[[dict[str, Any]], None] | None = None  # what-if runs: each plan, as it is made
     policy: PolicyEngine | None = None  # policies/ checked before a task's first step and around changes
     park_after: float | None = None  # seconds of waiting on a timer from which a journaled task is parked
+    on_event: Callable[[dict[str, Any]], None] | None = None  # progress: each step as it starts, each timer wait
 
     @property
     def worktrees(self) -> Path:
@@ -223,6 +224,7 @@ class TaskRunner:
         self._calls: dict[Any, _Call] = {}  # background calls by Spiff task id
         self._finished: queue.Queue[_Call] = queue.Queue()
         self._changes = threading.Lock()  # one state change at a time in the task's worktree
+        self._announced: set[Any] = set()  # the timers a progress event said the task waits on
 
     # -- what the task leaves behind: ledger records and durable points ---------------------------
 
@@ -582,6 +584,15 @@ class TaskRunner:
     def _will_complete(self, task: Any) -> None:
         self._current = task
         self._started[task.id] = self.run.clock.monotonic()
+        spec = task.task_spec
+        if self.run.on_event is not None and getattr(spec, "bpmn_id", None) is not None:
+            self._event("step", step=spec.bpmn_id, step_name=spec.bpmn_name, step_type=_step_type(spec))
+
+    def _event(self, kind: str, **fields: Any) -> None:
+        """A progress event of this task for whoever watches the run (nothing when nobody does)."""
+        if self.run.on_event is not None:
+            self.run.on_event({"event": kind, "file": self.base["task_file"], "line": self.base["line"],
+                               "task_id": self.task.id, **fields})
 
     def _did_complete(self, task: Any) -> None:
         spec = task.task_spec
@@ -730,6 +741,8 @@ class TaskRunner:
                 self.log.info("task_parked", wake=wake.isoformat())
                 return Outcome("parked", f"waiting on a timer until {wake.isoformat()}", steps=self.steps,
                                wake=wake)
+            if timers and self.run.on_event is not None:
+                self._waiting(waiting)
             if self._calls:
                 self._wait(0.05 if timers else 0.25)  # a stop reaches the calls: they end CallInterrupted
             elif self.stop():
@@ -738,6 +751,19 @@ class TaskRunner:
                 self.run.clock.sleep(0.05)
             if timers:
                 workflow.refresh_timers()
+
+    def _waiting(self, waiting: list[Any]) -> None:
+        """Say once per timer that the task waits on it, and until when."""
+        for t in waiting:
+            if not waits_on_timer(t.task_spec):
+                continue
+            due = due_at(t)
+            if due is None or (t.id, due) in self._announced:
+                continue
+            self._announced.add((t.id, due))
+            spec = t.task_spec
+            self._event("waiting", until=due.isoformat(), step=spec.bpmn_id,
+                        why=f"timer {spec.bpmn_name or spec.bpmn_id!r}")
 
     def _parks(self, waiting: list[Any]) -> datetime | None:
         """When the task should be woken, if it is to be parked: it is journaled, nothing of it is ready

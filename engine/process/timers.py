@@ -24,6 +24,8 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
 )
 from SpiffWorkflow.util.task import TaskState
 
+from engine.errors import EngineError
+
 
 def _now(task: Any) -> datetime:
     return task.workflow.script_engine.now()  # type: ignore[no-any-return]
@@ -33,6 +35,25 @@ def _duration(text: str, start: datetime) -> timedelta:
     parsed = TimerEventDefinition.parse_iso_duration(text)
     period: timedelta = TimerEventDefinition.get_timedelta_from_start(parsed, start)
     return period
+
+
+def _timer_value(my_task: Any, definition: Any, compute: Any) -> Any:
+    """What a timer's text gives when its event is reached (``compute(text)``), or an error naming the
+    event and the text when it is no ISO 8601 the timer kind takes: the step fails, saying so."""
+    text, expression = None, definition.expression
+    try:
+        value = my_task.workflow.script_engine.evaluate(my_task, expression)
+        text = "null" if value is None else str(value)
+        return compute(text)
+    except EngineError:
+        raise
+    except Exception as e:  # Spiff's ISO parsing raises bare Exception ("Invalid duration")
+        spec = my_task.task_spec
+        name = f" '{' '.join(spec.bpmn_name.split())}'" if spec.bpmn_name else ""
+        gave = "" if text is None or text == expression else " gave null" if text == "null" else f" gave {text!r}"
+        raise EngineError(f"timer of {spec.bpmn_id}{name}: {expression!r}{gave}, which is no valid ISO 8601 "
+                          f"{next(k for c, k in _KINDS.items() if isinstance(definition, c))} ({e})",
+                          step=spec.bpmn_id) from e
 
 
 def _fires_at(my_task: Any, first: Any) -> bool:
@@ -49,14 +70,15 @@ def _fires_at(my_task: Any, first: Any) -> bool:
 
 class ClockedTimeDate(TimeDateEventDefinition):  # type: ignore[misc]
     def has_fired(self, my_task: Any) -> bool:
-        return _fires_at(my_task, lambda t: str(t.workflow.script_engine.evaluate(t, self.expression)))
+        return _fires_at(my_task, lambda t: _timer_value(t, self, lambda text: (
+            TimerEventDefinition.get_datetime(text), text)[1]))
 
 
 class ClockedDuration(DurationTimerEventDefinition):  # type: ignore[misc]
     def has_fired(self, my_task: Any) -> bool:
         def deadline(task: Any) -> str:
             now = _now(task)
-            return (now + _duration(str(task.workflow.script_engine.evaluate(task, self.expression)), now)).isoformat()
+            return str(_timer_value(task, self, lambda text: (now + _duration(text, now)).isoformat()))
         return _fires_at(my_task, deadline)
 
 
@@ -65,8 +87,7 @@ class ClockedCycle(CycleTimerEventDefinition):  # type: ignore[misc]
         value = my_task._get_internal_data("event_value")
         now = _now(my_task)
         if value is None:
-            text = str(my_task.workflow.script_engine.evaluate(my_task, self.expression))
-            value = _first_cycle(text, now)
+            value = _timer_value(my_task, self, lambda text: _first_cycle(text, now))
         ready = False
         if value["cycles"] != 0:
             upcoming = datetime.fromisoformat(value["next"])
@@ -104,6 +125,9 @@ def _first_cycle(text: str, now: datetime) -> dict[str, Any]:
         start = now + period
     return {"cycles": cycles, "next": start.isoformat(), "duration": period.total_seconds()}
 
+
+_KINDS = {TimeDateEventDefinition: "date (timeDate)", DurationTimerEventDefinition: "duration (timeDuration)",
+          CycleTimerEventDefinition: "cycle (timeCycle)"}
 
 CLOCKED = {TimeDateEventDefinition: ClockedTimeDate, DurationTimerEventDefinition: ClockedDuration,
             CycleTimerEventDefinition: ClockedCycle}

@@ -30,8 +30,14 @@ def test_a_decision_that_requires_another(tmp_path):
     assert body["explain"]["required"][0]["decision_id"] == "risk_level"
     assert body["explain"]["required"][0]["matched_rules"] == ["risk_young"]
     proc = decide("credit_limit", "--model", model, "--input", "Applicant Age=22", "--explain", cwd=tmp_path)
-    assert proc.stdout.splitlines() == ["1000", "credit_limit (Credit Limit): matched rules: limit_high",
-                                        "  risk_level (Risk Level): matched rules: risk_young"]
+    assert proc.stdout.splitlines() == ["1000",
+                                        "credit_limit (Credit Limit), hit policy UNIQUE",
+                                        '  input  Risk = "high"',
+                                        "  row 1  -> limit = 1000",
+                                        "  risk_level (Risk Level), hit policy FIRST",
+                                        "    input  Applicant Age = 22",
+                                        '    row 1  -> riskLevel = "high"',
+                                        '    result = "high"']
 
 
 def test_prefixed_namespace_file(tmp_path):
@@ -102,3 +108,149 @@ def test_explain_shows_why_a_value_was_read_as_null(tmp_path):
 def test_decide_outside_a_workspace_needs_the_model_named(tmp_path):
     proc = decide("select_plugin", "--input", "tool=git", check=5, cwd=tmp_path)
     assert "is not an engine workspace, so it has no decisions.dmn" in proc.stderr and "--model FILE" in proc.stderr
+
+
+# ---- --explain, as Camunda Modeler shows a decision ------------------------------------------------------
+
+EXPLAINED_DMN = """<?xml version="1.0" encoding="UTF-8"?>
+<definitions xmlns="https://www.omg.org/spec/DMN/20191111/MODEL/" id="explained" name="explained"
+             namespace="http://example.org/engine/tests">
+  <decision id="change_size" name="Change size">
+    <decisionTable id="change_size_table" hitPolicy="UNIQUE">
+      <input id="cs_files" label="Changed files">
+        <inputExpression typeRef="number"><text>changed_files</text></inputExpression>
+      </input>
+      <output id="cs_size" name="size" typeRef="string"/>
+      <rule id="cs_small"><description>a handful of files</description>
+        <inputEntry><text>&lt;= 3</text></inputEntry><outputEntry><text>"small"</text></outputEntry></rule>
+      <rule id="cs_large"><description>more than three files</description>
+        <inputEntry><text>&gt; 3</text></inputEntry><outputEntry><text>"large"</text></outputEntry></rule>
+      <rule id="cs_unknown">
+        <inputEntry><text>null</text></inputEntry><outputEntry><text>"unknown"</text></outputEntry></rule>
+    </decisionTable>
+  </decision>
+  <decision id="select_plugin" name="Select plugin">
+    <informationRequirement><requiredDecision href="#change_size"/></informationRequirement>
+    <decisionTable id="select_plugin_table" hitPolicy="FIRST">
+      <input id="sp_tool" label="Tool"><inputExpression typeRef="string"><text>tool</text></inputExpression></input>
+      <input id="sp_size" label="Size"><inputExpression typeRef="string"><text>size</text></inputExpression></input>
+      <output id="sp_plugin" name="plugin" typeRef="string"/>
+      <output id="sp_review" name="review" typeRef="boolean"/>
+      <rule id="sp_git"><description>git goes to the git plugin</description>
+        <inputEntry><text>"git"</text></inputEntry><inputEntry><text>-</text></inputEntry>
+        <outputEntry><text>"git"</text></outputEntry><outputEntry><text>false</text></outputEntry></rule>
+      <rule id="sp_ai"><description>AI edits go to the AI editor</description>
+        <inputEntry><text>"aider"</text></inputEntry><inputEntry><text>-</text></inputEntry>
+        <outputEntry><text>"ai-editor"</text></outputEntry><outputEntry><text>size = "large"</text></outputEntry></rule>
+      <rule id="sp_other">
+        <inputEntry><text>-</text></inputEntry><inputEntry><text>-</text></inputEntry>
+        <outputEntry><text>"shell"</text></outputEntry><outputEntry><text>false</text></outputEntry></rule>
+    </decisionTable>
+  </decision>
+  <decision id="greeting" name="Greeting">
+    <variable name="Greeting" typeRef="string"/>
+    <literalExpression><text>"hello " + user.name</text></literalExpression>
+  </decision>
+</definitions>
+"""
+
+
+def explained_model(tmp_path):
+    model = tmp_path / "explained.dmn"
+    model.write_text(EXPLAINED_DMN, encoding="utf-8")
+    return model
+
+
+def test_explain_shows_the_matched_row_its_annotation_and_the_inputs_as_read(tmp_path):
+    model = explained_model(tmp_path)
+    proc = decide("select_plugin", "--model", model, "--input", "Tool=aider", "--input", "Changed files=5",
+                  "--explain", cwd=tmp_path)
+    assert proc.stdout.splitlines() == [
+        '{"plugin": "ai-editor", "review": true}',
+        "select_plugin (Select plugin), hit policy FIRST",
+        '  input  Tool = "aider"',
+        '  input  Size = "large"',
+        '  row 2  "AI edits go to the AI editor"  -> plugin = "ai-editor", review = true',
+        "  change_size (Change size), hit policy UNIQUE",
+        "    input  Changed files = 5",
+        '    row 2  "more than three files"  -> size = "large"',
+        '    result = "large"',
+    ]
+    assert "warning" not in proc.stdout + proc.stderr and "note" not in proc.stdout  # every input was given
+
+
+def test_explain_warns_of_each_input_that_was_not_given(tmp_path):
+    model = explained_model(tmp_path)
+    proc = decide("select_plugin", "--model", model, "--explain", cwd=tmp_path)
+    lines = proc.stdout.splitlines()
+    assert lines[0] == '{"plugin": "shell", "review": false}'
+    assert "  input  Tool = null" in lines and "    input  Changed files = null" in lines
+    assert "  row 3  -> plugin = \"shell\", review = false" in lines
+    assert [x for x in lines if "warning" in x] == [
+        "  warning: input 'Tool' (tool) was not given: read as null",
+        "    warning: input 'Changed files' (changed_files) was not given: read as null",
+    ]  # not Size: the required decision gives it
+    proc = decide("select_plugin", "--model", model, "--input", "Tool=git", "--json", "--explain", cwd=tmp_path)
+    facts = json.loads(proc.stdout)["explain"]
+    assert facts["missing_inputs"] == [] and facts["warnings"] == []
+    assert facts["required"][0]["missing_inputs"] == ["changed_files"]
+    assert facts["required"][0]["warnings"] == ["input 'Changed files' (changed_files) was not given: read as null"]
+
+
+def test_explain_as_json(tmp_path):
+    model = explained_model(tmp_path)
+    inputs = tmp_path / "in.json"
+    inputs.write_text(json.dumps({"tool": "aider", "changed_files": 2, "colour": "red"}))
+    proc = decide("select_plugin", "--model", model, "--input-json", inputs, "--json", "--explain", cwd=tmp_path)
+    body = json.loads(proc.stdout)
+    assert body["result"] == {"plugin": "ai-editor", "review": False}
+    facts = body["explain"]
+    assert {k: facts[k] for k in ("decision_id", "decision_name", "hit_policy", "inputs", "rules", "warnings",
+                                  "missing_inputs", "unread_inputs")} == {
+        "decision_id": "select_plugin", "decision_name": "Select plugin", "hit_policy": "FIRST",
+        "inputs": {"Tool": "aider", "Size": "small"},
+        "rules": [{"id": "sp_ai", "row": 2, "annotation": "AI edits go to the AI editor",
+                   "outputs": {"plugin": "ai-editor", "review": False}}],
+        "warnings": [], "missing_inputs": [], "unread_inputs": ["colour"]}
+    [required] = facts["required"]
+    assert required["decision_id"] == "change_size" and required["hit_policy"] == "UNIQUE"
+    assert required["inputs"] == {"Changed files": 2} and required["required"] == []
+    assert required["rules"] == [{"id": "cs_small", "row": 1, "annotation": "a handful of files",
+                                  "outputs": {"size": "small"}}]
+    proc = decide("select_plugin", "--model", model, "--input-json", inputs, "--explain", cwd=tmp_path)
+    assert "  note: input 'colour' was given but not read by select_plugin" in proc.stdout.splitlines()
+    proc = decide("select_plugin", "--model", model, "--input-json", inputs, "--json", cwd=tmp_path)
+    assert json.loads(proc.stdout) == {"result": {"plugin": "ai-editor", "review": False}}
+
+
+def test_explain_warns_of_an_input_given_as_nan(tmp_path):
+    model = explained_model(tmp_path)
+    inputs = tmp_path / "in.json"
+    inputs.write_text('{"tool": "git", "changed_files": NaN}')
+    proc = decide("select_plugin", "--model", model, "--input-json", inputs, "--explain", cwd=tmp_path)
+    assert ("    warning: input 'Changed files' (changed_files) was given as NaN, which is no number in FEEL: "
+            "read as null") in proc.stdout.splitlines()
+    assert "    input  Changed files = null" in proc.stdout.splitlines()
+
+
+def test_explain_a_literal_expression_decision(tmp_path):
+    model = explained_model(tmp_path)
+    proc = decide("greeting", "--model", model, "--explain", cwd=tmp_path)
+    assert proc.stdout.splitlines()[1:] == ["greeting (Greeting)", "  input  user.name = null",
+                                            "  warning: variable 'user.name' was not given: read as null"]
+    inputs = tmp_path / "in.json"
+    inputs.write_text(json.dumps({"user": {"name": "Ann"}}))
+    proc = decide("greeting", "--model", model, "--input-json", inputs, "--json", "--explain", cwd=tmp_path)
+    body = json.loads(proc.stdout)
+    assert body["result"] == "hello Ann"
+    assert body["explain"]["inputs"] == {"user.name": "Ann"} and body["explain"]["warnings"] == []
+    assert body["explain"]["hit_policy"] is None and body["explain"]["rules"] == []
+
+
+def test_explain_the_shipped_tables_with_their_annotations(tmp_path):
+    proc = decide("select_plugin", "--model", SHIPPED_DMN, "--input", "Tool=aider", "--explain", cwd=tmp_path)
+    lines = proc.stdout.splitlines()
+    assert lines[1] == "select_plugin (Select Plugin), hit policy UNIQUE"
+    assert '  input  Tool = "aider"' in lines and "  input  Operation = null" in lines
+    assert any(x.startswith("  row ") and '"edits by the aider AI tool"' in x for x in lines)
+    assert "  warning: input 'Operation' (task.args.operation) was not given: read as null" in lines

@@ -440,8 +440,8 @@ def test_contract_other_contracts_inline_data_and_a_task_without_contract(tools,
     assert not bad["passed"] and {"$.v", "$.seq", "$"} <= {f["path"] for f in bad["findings"]}
     none = check(tools[1], "contract-validator", contract_repo, files=["tasks/bad.json"])["verdict"]
     assert (none["passed"], none["skipped"]) == (False, True)
-    with pytest.raises(PluginError, match="task.args.contract 'task.v9' names no contract; known: ledger.v1, "
-                                          "plugin.v1, task.v1"):
+    with pytest.raises(PluginError, match="task.args.contract 'task.v9' names no contract; known: cli.v1, "
+                                          "ledger.v1, plugin.v1, task.v1"):
         check(tools[1], "contract-validator", contract_repo, args={"contract": "task.v9", "files": ["x.json"]})
 
 
