@@ -466,8 +466,9 @@ def test_a_file_changed_after_its_claim_fails_saying_so_instead_of_dropping_the_
     worker = subprocess.Popen([sys.executable, "-m", "engine", "run", "--drain"], cwd=example_ws, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     claimed = example_ws / ".tasks" / "processing" / "070-grows.jsonl"
+    running = claimed.with_name("070-grows.jsonl.line-1.state")  # its first task is under way: the file was read
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not claimed.exists():
+    while time.monotonic() < deadline and not running.exists():
         time.sleep(0.02)
     with claimed.open("a") as handle:  # a writer that appends after the engine took the file
         handle.write(json.dumps({"id": "g2", "tool": "git", "repo": "example-repo"}) + "\n")
