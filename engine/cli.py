@@ -15,8 +15,9 @@ import tempfile
 import traceback
 from collections.abc import Sequence
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 
 import click
 from rich.console import Console
@@ -412,7 +413,7 @@ def validate(ctx: click.Context, bpmn: Path | None, dmn: Path | None, strict: bo
     warnings: list[Problem] = []
     replacements: list[dict[str, Any]] = []
     if dmn is not None and bpmn is None:
-        problems, checked = check_decisions(dmn), f"{dmn}"
+        problems, checked = check_decisions(dmn, warnings), f"{dmn}"
     else:
         bpmn, dmn = bpmn or ws.bpmn, dmn or ws.dmn
         registry = load_registry(ws)
@@ -429,7 +430,8 @@ def validate(ctx: click.Context, bpmn: Path | None, dmn: Path | None, strict: bo
         except ModelError as e:
             problems = e.problems
         else:
-            problems, warnings = [], lint_models(models, registry)
+            # the process models' lint warnings, then the DMN file's load warnings (null at evaluation)
+            problems, warnings = [], lint_models(models, registry) + models.decisions.load_warnings
     if as_json:  # the document alone on stdout; the exit code is the same as without --json
         failed = bool(problems) or bool(warnings and strict)
         out.print_json(json.dumps({"ok": not failed, "strict": strict,
@@ -865,14 +867,14 @@ def replay(ctx: click.Context, run_id: str, task_id: str | None, as_json: bool) 
 @click.option("--model", type=click.Path(dir_okay=False, path_type=Path),
               help="DMN file (default: the workspace's process/decisions.dmn).")
 @click.option("--input", "inputs", multiple=True, metavar="NAME=VALUE", help="An input value (repeatable).")
-@click.option("--input-json", type=click.File("r"), help="A JSON object of inputs ('-' for stdin).")
+@click.option("--input-json", type=click.File("rb"), help="A JSON object of inputs ('-' for stdin).")
 @click.option("--json", "as_json", is_flag=True, help='Print {"result": ...} or {"error": ...}.')
 @click.option("--explain", is_flag=True, help="Also show the inputs as read, each matched rule's row, annotation and "
                                               "outputs, and warnings (an input not given was read as null), for the "
                                               "decision and those it requires.")
 @click.pass_context
 def decide(ctx: click.Context, decision: str, model: Path | None, inputs: Sequence[str],
-           input_json: TextIO | None, as_json: bool, explain: bool) -> int:
+           input_json: BinaryIO | None, as_json: bool, explain: bool) -> int:
     """Evaluate one DECISION (id or name) of a DMN model."""
     from engine import dmn
 
@@ -885,28 +887,46 @@ def decide(ctx: click.Context, decision: str, model: Path | None, inputs: Sequen
     target = decisions.decision(decision)
     context: dict[str, Any] = {}
     if input_json is not None:
-        try:
-            context = json.load(input_json)
-        except json.JSONDecodeError as e:
-            raise UsageError(f"--input-json: not valid JSON: {e.msg} (line {e.lineno})") from e
-        except RecursionError as e:
-            raise UsageError("--input-json: nested too deeply") from e
-        if not isinstance(context, dict):
-            raise UsageError("--input-json: must hold a JSON object")
+        context = _json_input(input_json)
     context.update(target.coerce_inputs(_parse_inputs(inputs)))
     result = decisions.evaluate(target.id, context)
-    value = dmn.to_json(result.value)
+    value = dmn.to_json(result.value, exact=True)  # numbers with all their digits (34), not a float's 17
     facts = _explanation(decisions, result, context) if explain else None
     if as_json:
         body: dict[str, Any] = {"result": value}
         if facts is not None:
             body["explain"] = facts
-        out.print_json(json.dumps(body, default=str))
+        out.print(dmn.json_text(body, indent=2), markup=False, highlight=False)
         return ExitCode.OK
-    out.print(json.dumps(value, default=str), markup=False)
+    out.print(dmn.json_text(value), markup=False)
     if facts is not None:
         _explain(facts, indent="")
     return ExitCode.OK
+
+
+def _json_input(source: BinaryIO) -> dict[str, Any]:
+    """The object ``--input-json`` names, or a UsageError saying what is wrong with the file (never a
+    traceback: bytes that are no UTF-8, a number of more digits than Python converts, deep nesting)."""
+    where = getattr(source, "name", "-")
+    raw = source.read()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise UsageError(f"--input-json {where}: not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start}, "
+                         f"line {line})") from e
+    try:
+        context = json.loads(text, parse_float=Decimal)  # 0.1 is the decimal 0.1, as FEEL reads it
+    except json.JSONDecodeError as e:
+        raise UsageError(f"--input-json {where}: not valid JSON: {e.msg} (line {e.lineno}, column {e.colno})") from e
+    except RecursionError as e:
+        raise UsageError(f"--input-json {where}: nested too deeply") from e
+    except ValueError as e:  # an integer of more than sys.get_int_max_str_digits() digits
+        raise UsageError(f"--input-json {where}: a number has more than {sys.get_int_max_str_digits()} digits, "
+                         "more than can be read") from e
+    if not isinstance(context, dict):
+        raise UsageError(f"--input-json {where}: must hold a JSON object")
+    return context
 
 
 def _explain(facts: dict[str, Any], indent: str, top: bool = True) -> None:
@@ -914,7 +934,9 @@ def _explain(facts: dict[str, Any], indent: str, top: bool = True) -> None:
     decision: its input values as read, each matched rule's row, annotation and outputs, the warnings; then
     the same for each required decision, indented."""
     def shown(value: Any) -> str:
-        text = json.dumps(value, default=str, ensure_ascii=False)
+        from engine import dmn
+
+        text = dmn.json_text(dmn.to_json(value, exact=True))
         return text if len(text) <= 200 else text[:199] + "…"
 
     policy = f", hit policy {facts['hit_policy']}" if facts["hit_policy"] else ""
@@ -972,9 +994,10 @@ def _explanation(decisions: Any, result: Any, context: dict[str, Any], top: bool
             warnings.append(f"{what} was given as {spelt}, which is no number in FEEL: read as null")
     facts: dict[str, Any] = {
         "decision_id": result.decision_id, "decision_name": result.decision_name, "hit_policy": result.hit_policy,
-        "value": to_json(result.value), "matched_rules": list(result.matched_rules),
-        "inputs": to_json(decisions.read_values(result, context)),
-        "rules": [rule.as_dict() for rule in result.rules], "warnings": warnings, "missing_inputs": missing,
+        "value": to_json(result.value, exact=True), "matched_rules": list(result.matched_rules),
+        "inputs": to_json(decisions.read_values(result, context), exact=True),
+        "rules": [{**rule.as_dict(), "outputs": to_json(rule.outputs, exact=True)} for rule in result.rules],
+        "warnings": warnings, "missing_inputs": missing,
         "required": [_explanation(decisions, r, context, top=False) for r in result.required]}
     if top:
         read = {path[0] for path in decisions.read_paths(decision)}

@@ -32,7 +32,7 @@ from engine.dmn.loader import check, load
 from engine.dmn.model import Decision, DecisionModel, InputClause, OutputClause, Rule
 from engine.dmn.result import DecisionResult
 from engine.dmn.temporal import YearMonthDuration
-from engine.dmn.values import to_json
+from engine.dmn.values import json_text, to_json
 
 __all__ = [
     "Decision",
@@ -45,6 +45,7 @@ __all__ = [
     "YearMonthDuration",
     "check",
     "compile_expression",
+    "json_text",
     "load",
     "to_json",
 ]

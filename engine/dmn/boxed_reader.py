@@ -1,6 +1,6 @@
 """Reading business knowledge models, decision services and boxed expressions (literal expressions,
-contexts, invocations, function definitions, lists, relations, conditionals and decision tables inside
-them), each compiled to a closure ``f(ctx) -> value``.
+contexts, invocations, function definitions, lists, relations, conditionals, iterations, filters and
+decision tables inside them), each compiled to a closure ``f(ctx) -> value``.
 
 A business knowledge model or decision service becomes a :class:`~engine.dmn.values.FeelFunction` that
 FEEL calls by name.
@@ -15,13 +15,13 @@ from typing import Any
 
 from lxml import etree
 
-from engine.dmn.compiler import compile_expression, expression_free_names
+from engine.dmn.compiler import FeelCompileError, compile_expression, expression_free_names, quantified
 from engine.dmn.lexer import FeelSyntaxError
-from engine.dmn.model import Decision, DecisionModel
-from engine.dmn.reading import BKM_MARK, BOXED, OTHER_LOGIC, OWNER_KINDS, SERVICE_MARK, text_of
+from engine.dmn.model import Decision, DecisionModel, warn
+from engine.dmn.reading import BKM_MARK, BOXED, OTHER_LOGIC, OWNER_KINDS, SERVICE_MARK, null_with_warning, text_of
 from engine.dmn.result import DecisionResult
 from engine.dmn.table_reader import TableReader
-from engine.dmn.typeref import conform
+from engine.dmn.typeref import TypeMismatch, conform
 from engine.dmn.values import FeelFunction, to_plain
 
 _NO_RESULT = object()
@@ -56,10 +56,6 @@ class BoxedReader(TableReader):
     def function_definition(self, el: etree._Element, owner: str,
                             label: str) -> tuple[list[str], list[str | None], Any] | None:
         kind = (el.get("kind") or "FEEL").upper()
-        if kind != "FEEL":
-            self.problem(f"function kind '{el.get('kind')}' is not supported; engine.dmn evaluates FEEL "
-                         "functions (no Java or PMML)", el, decision=owner)
-            return None
         params: list[str] = []
         types: list[str | None] = []
         for p in el.findall(f"{{{self.ns}}}formalParameter"):
@@ -70,6 +66,11 @@ class BoxedReader(TableReader):
             params.append(pname)
             self.bound.setdefault(owner, set()).add(pname)
             types.append(self.type_ref(p.get("typeRef"), p, owner, f"parameter '{pname}'"))
+        if kind != "FEEL":  # its body says what to call in Java or PMML: nothing engine.dmn can run
+            message = self.warning(f"function kind '{el.get('kind')}' is not supported; engine.dmn evaluates FEEL "
+                                   f"functions (no Java or PMML): calling '{label}' gives null", el,
+                                   decision=owner)
+            return params, types, null_with_warning(message)
         body_el = self.expression_child(el)
         if body_el is None:
             self.problem(f"the function '{label}' has no body", el, decision=owner)
@@ -88,9 +89,13 @@ class BoxedReader(TableReader):
                 self.problem(f"the literal expression of {label} is empty", el, decision=owner, column=label)
                 return None
             try:
-                compiled = compile_expression(text, names=self.names, callables=self.callables)
+                compiled = compile_expression(text, names=self.names, callables=self.callables,
+                                              types=self.types)
                 self.reads.setdefault(owner, set()).update(expression_free_names(text, self.names))
                 return compiled
+            except FeelCompileError as e:
+                self.reads.setdefault(owner, set()).update(expression_free_names(text, self.names))
+                return self.null_expression(e, "literal expression", text, el, decision=owner, column=label)
             except FeelSyntaxError as e:
                 self.problem(f"literal expression '{text}' does not parse: {e}", el, decision=owner,
                              column=label, text=text)
@@ -132,11 +137,67 @@ class BoxedReader(TableReader):
             if any(p is None for p in parts):
                 return None
             cond, then, otherwise = parts
-            return lambda ctx: then(ctx) if cond(ctx) is True else otherwise(ctx)
+
+            def conditional(ctx: Any) -> Any:
+                test = cond(ctx)
+                if test is True:
+                    return then(ctx)
+                if test is False or test is None:
+                    return otherwise(ctx)
+                return None  # a condition that is no boolean
+            return conditional
+        if kind in OTHER_LOGIC:
+            return self.iteration(el, kind, owner, label)
         self.problem(f"boxed expression <{kind}> is not supported; engine.dmn evaluates decision tables, "
-                     "literal expressions, contexts, invocations, function definitions, lists, relations "
-                     "and conditionals", el, decision=owner)
+                     "literal expressions, contexts, invocations, function definitions, lists, relations, "
+                     "conditionals, iterations (for, some, every) and filters", el, decision=owner)
         return None
+
+    def iteration(self, el: etree._Element, kind: str, owner: str, label: str) -> Any:
+        """DMN 1.5's boxed ``<for>``, ``<some>``, ``<every>`` (an ``iteratorVariable`` over the list ``<in>``,
+        with ``<return>`` or ``<satisfies>``) and ``<filter>`` (the items of ``<in>`` for which ``<match>`` is
+        true; the item is ``item``, and a context item's entries are names too). As in FEEL, except that
+        ``<in>`` must give a list (no singleton is made a list), and a ``<satisfies>`` or ``<match>`` must
+        give a boolean (or null): anything else makes the whole expression null."""
+        body_tag = {"for": "return", "some": "satisfies", "every": "satisfies", "filter": "match"}[kind]
+        variable = "item" if kind == "filter" else el.get("iteratorVariable")
+        if not variable:
+            self.problem(f"the boxed <{kind}> of {label} has no iteratorVariable", el, decision=owner)
+            return None
+        self.bound.setdefault(owner, set()).add(variable)
+        parts = []
+        for part in ("in", body_tag):
+            holder = el.find(f"{{{self.ns}}}{part}")
+            child = self.expression_child(holder) if holder is not None else None
+            if child is None:
+                self.problem(f"the boxed <{kind}> of {label} has no <{part}> expression", el, decision=owner)
+                return None
+            parts.append(self.boxed(child, owner, f"{label} {part}"))
+        if any(p is None for p in parts):
+            return None
+        source, body = parts
+
+        def run(ctx: Any) -> Any:
+            items = source(ctx)
+            if type(items) is not list:
+                return None
+            if kind == "filter":
+                kept = []
+                for item in items:
+                    scope = {**item, "item": item} if isinstance(item, dict) else {"item": item}
+                    match = body(ChainMap(scope, ctx))
+                    if match is True:
+                        kept.append(item)
+                    elif match is not None and match is not False:
+                        return None  # a match that is no boolean
+                return kept
+            results = [body(ChainMap({variable: item}, ctx)) for item in items]
+            if kind == "for":
+                return results
+            if any(r is not None and type(r) is not bool for r in results):
+                return None  # a 'satisfies' that is no boolean
+            return quantified(kind, results)
+        return run
 
     def _children(self, el: etree._Element) -> list[etree._Element]:
         return [c for c in el if isinstance(c.tag, str) and etree.QName(c).localname in BOXED + OTHER_LOGIC]
@@ -190,6 +251,7 @@ class BoxedReader(TableReader):
         params = self.bkm_params.get(" ".join(called.split()))
         bindings: list[tuple[str, Any]] = []
         ok = target is not None
+        unknown: str | None = None  # the warning about a binding that names no parameter
         for b in el.findall(f"{{{self.ns}}}binding"):
             p = b.find(f"{{{self.ns}}}parameter")
             pname = p.get("name") if p is not None else None
@@ -198,11 +260,12 @@ class BoxedReader(TableReader):
                 ok = False
                 continue
             if params is not None and pname not in params:
+                # as a FEEL call by a name that is no parameter: null (the function is not invoked)
                 close = difflib.get_close_matches(pname, params, n=1)
                 hint = f"; did you mean '{close[0]}'?" if close else ""
-                self.problem(f"the invocation binds '{pname}', which is not a parameter of '{called}' "
-                             f"({', '.join(params) or 'none'}){hint}", b, decision=owner)
-                ok = False
+                unknown = unknown or self.warning(
+                    f"the invocation binds '{pname}', which is not a parameter of '{called}' "
+                    f"({', '.join(params) or 'none'}){hint}; the invocation is null", b, decision=owner)
                 continue
             child = self.expression_child(b)
             value = self.boxed(child, owner, f"{label} ({pname})") if child is not None else (lambda ctx: None)
@@ -210,6 +273,8 @@ class BoxedReader(TableReader):
             bindings.append((pname, value))
         if not ok:
             return None
+        if unknown is not None:
+            return null_with_warning(unknown)
 
         def run(ctx: Any) -> Any:
             f = target(ctx)
@@ -235,14 +300,15 @@ class BoxedReader(TableReader):
     def decision_service(self, el: etree._Element, decisions: dict[str, Decision], input_names: dict[str, str],
                          input_types: dict[str, str], holder: list[DecisionModel]) -> None:
         """A decision service, callable from FEEL like a BKM: its parameters are its input data and input
-        decisions; it returns a context of its output decisions' results."""
+        decisions; it returns a context of its output decisions' results (with one output decision: that
+        decision's result itself)."""
         name = el.get("name") or el.get("id") or ""
         owner = SERVICE_MARK + name
 
         def refs(tag: str, known: Mapping[str, Any], what: str) -> list[str]:
             out = []
             for ref_el in el.findall(f"{{{self.ns}}}{tag}"):
-                href = ref_el.get("href") or ""
+                href = self.local_href(ref_el.get("href") or "")
                 ref = href.split("#", 1)[1] if "#" in href else href
                 if ref not in known:
                     close = difflib.get_close_matches(ref, list(known), n=1)
@@ -258,6 +324,7 @@ class BoxedReader(TableReader):
         inputs = [input_names[i] for i in refs("inputData", input_names, "inputData")]
         params = inputs + [decisions[d].name for d in given_decisions]
         types = [input_types.get(i) for i in inputs] + [None] * len(given_decisions)
+        where = f"{self.filename}:{el.sourceline}"
 
         def body(scope: Mapping[str, Any]) -> Any:
             model = holder[0]
@@ -266,7 +333,16 @@ class BoxedReader(TableReader):
             for did in given_decisions:
                 d = decisions[did]
                 value = scope.get(d.name)
+                if value is not None and d.variable_type:
+                    try:
+                        value = conform(value, d.variable_type, self.types)
+                    except TypeMismatch as e:  # as a function called with an argument of the wrong type
+                        warn(f"{where}: decisionService '{name}': input decision '{d.name}' ({d.variable_type}): "
+                             f"{e}; the service is not invoked, its value is null", once=True)
+                        return None
                 done[did] = (DecisionResult(d.id, d.name, to_plain(value), [], []), value)
+            if len(outputs) == 1:  # one output decision: its value, not a context of one entry
+                return model.run_decision(decisions[outputs[0]], ctx, done)
             return {decisions[o].name: model.run_decision(decisions[o], ctx, done) for o in outputs}
 
         self.functions[name] = FeelFunction(name, params, body, {}, types=types, conform=self._conform)

@@ -11,6 +11,7 @@ specialised closures, because those are where evaluation spends its time.
 from __future__ import annotations
 
 import difflib
+import functools
 from collections import ChainMap
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, time, timedelta
@@ -18,7 +19,8 @@ from decimal import Decimal
 from typing import Any
 
 from engine.dmn import syntax as s
-from engine.dmn.functions import BUILTINS, CALL_ERRORS
+from engine.dmn import temporal
+from engine.dmn.functions import BUILTINS, BY_NAME, CALL_ERRORS, read_clock, signatures
 from engine.dmn.lexer import FeelSyntaxError
 from engine.dmn.parser import KnownNames, parse_expression, parse_unary_tests
 from engine.dmn.temporal import YearMonthDuration
@@ -26,6 +28,7 @@ from engine.dmn.values import (
     FeelFunction,
     Range,
     add,
+    compare,
     divide,
     equal,
     greater,
@@ -39,12 +42,18 @@ from engine.dmn.values import (
     not_equal,
     power,
     subtract,
+    to_json,
 )
 
 Expr = Callable[[Mapping[str, Any]], Any]
 Test = Callable[[Any, Mapping[str, Any]], "bool | None"]
 
 INPUT = "?"  # the scope key that holds the input value inside a unary test
+# The scope key of the clock ``now()`` and ``today()`` read: a :class:`~engine.clock.Clock`, a function giving
+# a date and time, or a date and time. Without one they read the wall clock; a caller that must replay a
+# decision to the same outcome puts its clock there.
+CLOCK = "@clock"
+_CLOCK_FUNCTIONS = frozenset({"now", "today"})
 
 _BINARY: dict[str, Callable[[Any, Any], Any]] = {
     "+": add, "-": subtract, "*": multiply, "/": divide, "**": power,
@@ -54,47 +63,63 @@ _CONSTRUCTORS = frozenset({"date", "time", "date and time", "duration", "@", "nu
 
 
 class FeelCompileError(FeelSyntaxError):
-    """FEEL text that parses but cannot work: an unknown function, a wrong number of arguments."""
+    """FEEL text that parses but cannot work: an unknown function, a wrong number of arguments.
+
+    The DMN readers do not refuse a model for it: the cell is null at evaluation, with a warning (a plain
+    :class:`FeelSyntaxError`, text that does not parse, still refuses the model)."""
 
 
 # ---- public entry points ------------------------------------------------------------------------------
 
 
+def quantified(kind: str, results: list[Any]) -> bool | None:
+    """``some`` or ``every`` over the ``satisfies`` results, in FEEL's three-valued logic: ``some`` is true
+    when one is true, false when all are false; ``every`` false when one is false, true when all are true;
+    null otherwise."""
+    if kind == "some":
+        return True if any(r is True for r in results) else (False if all(r is False for r in results) else None)
+    return False if any(r is False for r in results) else (True if all(r is True for r in results) else None)
+
+
 def compile_expression(text: str, *, input_variable: str | None = None, names: KnownNames | None = None,
-                       callables: frozenset[str] = frozenset()) -> Expr:
+                       callables: frozenset[str] = frozenset(), types: Mapping[str, Any] | None = None) -> Expr:
     """Parse and compile a FEEL expression.
 
     ``names`` are the model's declared names that need help to be read (``Extra days case 1``);
     ``callables`` are names that may hold a function when evaluated (business knowledge models,
-    context entries, parameters): calling one of them is not an unknown function.
+    context entries, parameters): calling one of them is not an unknown function. ``types`` are the
+    model's item definitions by name (:class:`~engine.dmn.typeref.TypeDef`), for ``instance of tPerson``.
     """
     try:
         node = parse_expression(text, names)
-        return ExpressionCompiler(text, input_variable, callables | _bound_names(node)).expression(node)
+        return ExpressionCompiler(text, input_variable, callables | _bound_names(node),
+                                  types=types).expression(node)
     except RecursionError as e:
         raise FeelSyntaxError("the expression is nested too deeply", 1) from e
 
 
 def compile_unary_tests(text: str, *, input_variable: str | None = None, names: KnownNames | None = None,
-                        callables: frozenset[str] = frozenset()) -> Test | None:
+                        callables: frozenset[str] = frozenset(),
+                        types: Mapping[str, Any] | None = None) -> Test | None:
     """Parse and compile an input entry. ``None`` means the cell matches anything (``-`` or empty)."""
     try:
         node = parse_unary_tests(text, names)
         if isinstance(node, s.AnyTest):
             return None
-        return ExpressionCompiler(text, input_variable, callables | _bound_names(node)).unary_tests(node)
+        return ExpressionCompiler(text, input_variable, callables | _bound_names(node),
+                                  types=types).unary_tests(node)
     except RecursionError as e:
         raise FeelSyntaxError("the test is nested too deeply", 1) from e
 
 
-def compile_test_list(text: str, *, names: KnownNames | None = None,
-                      callables: frozenset[str] = frozenset()) -> list[Test]:
+def compile_test_list(text: str, *, names: KnownNames | None = None, callables: frozenset[str] = frozenset(),
+                      types: Mapping[str, Any] | None = None) -> list[Test]:
     """``inputValues``/``outputValues``: one test per comma-separated item, in order."""
     node = parse_unary_tests(text, names)
     if isinstance(node, s.AnyTest):
         return []
     items = node.tests if isinstance(node, s.In) and isinstance(node.value, s.InputRef) else [node]
-    c = ExpressionCompiler(text, None, callables | _bound_names(node), conditions=False)
+    c = ExpressionCompiler(text, None, callables | _bound_names(node), conditions=False, types=types)
     return [c.test(item, exact=True) for item in items]
 
 
@@ -212,7 +237,7 @@ def _is_constant(n: s.Node, callables: frozenset[str] = frozenset()) -> bool:
 
 # built-ins that may be folded when their arguments are constants (a model's own function of the same
 # name would shadow them, so only names no one would reuse)
-_PURE_BUILTINS = frozenset(BUILTINS) - {"get value", "is defined"}
+_PURE_BUILTINS = frozenset(BUILTINS) - {"get value", "is defined"} - _CLOCK_FUNCTIONS
 
 
 # ---- runtime helpers ------------------------------------------------------------------------------
@@ -226,17 +251,20 @@ def _lookup(ctx: Mapping[str, Any], name: str) -> Any:
     return v
 
 
+# properties of temporal values; each holds for Python's type and the engine's own of the same FEEL type
+_DATE_MEMBERS: dict[str, Callable[[Any], Any]] = {
+    "year": lambda d: d.year, "month": lambda d: d.month, "day": lambda d: d.day,
+    "weekday": lambda d: temporal.weekday(d) + 1}
+_TIME_MEMBERS: dict[str, Callable[[Any], Any]] = {
+    "hour": lambda d: d.hour, "minute": lambda d: d.minute, "second": lambda d: d.second,
+    "time offset": temporal.time_offset, "timezone": temporal.timezone_name}
+_DAY_TIME_MEMBERS: dict[str, Callable[[Any], Any]] = {
+    unit: functools.partial(temporal.duration_part, unit=unit) for unit in ("days", "hours", "minutes", "seconds")}
 _MEMBERS: dict[type, dict[str, Callable[[Any], Any]]] = {
-    date: {"year": lambda d: d.year, "month": lambda d: d.month, "day": lambda d: d.day,
-           "weekday": lambda d: d.isoweekday()},
-    datetime: {"year": lambda d: d.year, "month": lambda d: d.month, "day": lambda d: d.day,
-               "weekday": lambda d: d.isoweekday(), "hour": lambda d: d.hour, "minute": lambda d: d.minute,
-               "second": lambda d: d.second,
-               "time offset": lambda d: d.utcoffset() if d.tzinfo else None},
-    time: {"hour": lambda d: d.hour, "minute": lambda d: d.minute, "second": lambda d: d.second,
-           "time offset": lambda d: d.utcoffset() if d.tzinfo else None},
-    timedelta: {"days": lambda d: d.days, "hours": lambda d: d.seconds // 3600,
-                "minutes": lambda d: d.seconds % 3600 // 60, "seconds": lambda d: d.seconds % 60},
+    date: _DATE_MEMBERS, temporal.FeelDate: _DATE_MEMBERS,
+    datetime: _DATE_MEMBERS | _TIME_MEMBERS, temporal.FeelDateTime: _DATE_MEMBERS | _TIME_MEMBERS,
+    time: _TIME_MEMBERS, temporal.FeelTime: _TIME_MEMBERS,
+    timedelta: _DAY_TIME_MEMBERS, temporal.DayTimeDuration: _DAY_TIME_MEMBERS,
     YearMonthDuration: {"years": lambda d: d.years, "months": lambda d: d.months - d.years * 12},
     Range: {"start": lambda r: r.start, "end": lambda r: r.end,
             "start included": lambda r: r.start_closed, "end included": lambda r: r.end_closed},
@@ -263,15 +291,15 @@ def matches_value(v: Any, r: Any) -> bool | None:
     t = type(r)
     if t is Range:
         return r.contains(v)  # type: ignore[no-any-return]  # exact type checked above
-    if t is list and type(v) is not list:
-        found: bool | None = False
-        for item in r:
-            e = matches_value(v, item)
-            if e is True:
-                return True
-            if e is None:
-                found = None
-        return found
+    if t is Unequal:
+        return not_equal(v, r.value)
+    if t is list:
+        # membership, as ``list contains``: an item of another type is not it (``true in [false, 2]`` is
+        # false); a list is in a list of lists when it equals an item (TCK 0072)
+        if type(v) is not list:
+            return any(matches_value(v, item) is True for item in r)
+        if any(type(item) is list for item in r):
+            return any(equal(v, item) is True for item in r)
     if t is bool and type(v) is not bool and v is not None:
         return r  # type: ignore[no-any-return]  # Camunda: a cell that is itself a condition (`amount > 100`)
     return equal(v, r)
@@ -284,6 +312,8 @@ def satisfies(v: Any, r: Any) -> bool | None:
     t = type(r)
     if t is Range:
         return r.contains(v)  # type: ignore[no-any-return]  # exact type checked above
+    if t is Unequal:
+        return not_equal(v, r.value)
     if t is list and type(v) is not list:
         found: bool | None = False
         for item in r:
@@ -307,6 +337,17 @@ def _builtin_value(fn: Callable[..., Any], lo: int, hi: int | None) -> Callable[
     return call
 
 
+def _unwrapped_call(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+    """A built-in that did not take its arguments, called again with each one-item list as its item: FEEL's
+    singleton list conversion (``upper case(names[item = "Bob"])``); null when that does not help either."""
+    if not any(type(a) is list and len(a) == 1 for a in args):
+        return None
+    try:
+        return fn(*[a[0] if type(a) is list and len(a) == 1 else a for a in args])
+    except CALL_ERRORS:
+        return None
+
+
 def _truth_and(a: Any, b: Any) -> bool | None:
     if a is False or b is False:
         return False
@@ -315,17 +356,77 @@ def _truth_and(a: Any, b: Any) -> bool | None:
     return None
 
 
-def _instance_of(value: Any, type_name: str) -> bool:
-    checks: dict[str, Callable[[Any], bool]] = {
-        "number": is_number, "string": lambda v: type(v) is str, "boolean": lambda v: type(v) is bool,
-        "date": lambda v: type(v) is date, "time": lambda v: type(v) is time,
-        "date and time": lambda v: type(v) is datetime,
-        "days and time duration": lambda v: type(v) is timedelta,
-        "years and months duration": lambda v: type(v) is YearMonthDuration,
-        "list": lambda v: type(v) is list, "context": lambda v: isinstance(v, Mapping),
-        "Any": lambda v: v is not None, "Null": lambda v: v is None,
-    }
-    return checks[type_name](value)
+# ---- FEEL types: ``instance of`` and typed parameters --------------------------------------------------
+
+# the checks of the built-in type names (and of the typeRef spellings an item definition may use), for a
+# value that is not null
+def _of_kind(name: str) -> Callable[[Any], bool]:
+    return lambda v: temporal.kind(v) == name
+
+
+_TYPE_CHECKS: dict[str, Callable[[Any], bool]] = {
+    "number": is_number, "string": lambda v: type(v) is str, "boolean": lambda v: type(v) is bool,
+    **{name: _of_kind(name) for name in ("date", "time", "date and time", "days and time duration",
+                                         "years and months duration")},
+    "list": lambda v: type(v) is list, "context": lambda v: isinstance(v, Mapping),
+    "function": callable, "range": lambda v: type(v) is Range,
+    "Any": lambda v: True, "Null": lambda v: False,
+}
+_TYPE_CHECKS.update({
+    "dateTime": _TYPE_CHECKS["date and time"], "dayTimeDuration": _TYPE_CHECKS["days and time duration"],
+    "yearMonthDuration": _TYPE_CHECKS["years and months duration"], "double": is_number,
+    "integer": lambda v: is_number(v) and v == int(v), "long": lambda v: is_number(v) and v == int(v),
+})
+
+
+def _declared_type(types: Mapping[str, Any], name: str) -> Any:
+    """An item definition by name (``tPerson``, or ``ns.tPerson`` of an import)."""
+    found = types.get(name)
+    if found is None and "." in name:
+        found = types.get(name.rsplit(".", 1)[1])
+    return found
+
+
+def conforms_to(value: Any, type_name: str, types: Mapping[str, Any]) -> bool:
+    """Whether ``value`` is of the type a typeRef names (a built-in type or an item definition). Null is of
+    every type; an item definition's allowed values are not part of its type (TCK 0070)."""
+    if value is None:
+        return True
+    check = _TYPE_CHECKS.get(type_name)
+    if check is not None:
+        return check(value)
+    typedef = _declared_type(types, type_name)
+    if typedef is None:
+        return False
+
+    def one(item: Any) -> bool:
+        if item is None:
+            return True
+        if typedef.components:
+            return isinstance(item, Mapping) and all(
+                key in item and conforms_to(item[key], t, types) for key, t in typedef.components.items())
+        return typedef.base is None or conforms_to(item, typedef.base, types)
+    if typedef.is_collection:
+        return type(value) is list and all(one(v) for v in value)
+    return one(value)
+
+
+class Unequal:
+    """``(!= 10)`` as a value: the unary test, which a value passes when it is not equal to ``value``."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is Unequal and equal(self.value, other.value) is True
+
+    def __hash__(self) -> int:
+        return hash(type(self.value))
+
+    def __str__(self) -> str:
+        return f"!= {to_json(self.value)}"
 
 
 # ---- the compiler -----------------------------------------------------------------------------------
@@ -340,11 +441,12 @@ class ExpressionCompiler:
     """
 
     def __init__(self, text: str, input_variable: str | None, callables: frozenset[str] = frozenset(), *,
-                 conditions: bool = True) -> None:
+                 conditions: bool = True, types: Mapping[str, Any] | None = None) -> None:
         self.text = text
         self.input_variable = input_variable
         self.callables = callables
         self.conditions = conditions
+        self.types: Mapping[str, Any] = types if types is not None else {}
 
     def fail(self, message: str, column: int = 1) -> FeelCompileError:
         return FeelCompileError(message, column)
@@ -435,7 +537,7 @@ class ExpressionCompiler:
             out = []
             for pos, item in enumerate(items):
                 local = dict(item) if isinstance(item, Mapping) else {}
-                local["item"] = item
+                local.setdefault("item", item)  # an entry named item is read before the item (TCK 0069)
                 r = cond(ChainMap(local, ctx))  # type: ignore[arg-type]  # read-only scopes
                 if pos == 0 and is_number(r):
                     return index(items, r)
@@ -445,53 +547,106 @@ class ExpressionCompiler:
         return run
 
     def _Call(self, n: s.Call) -> Expr:
-        if n.function in self.callables or n.named:
+        if n.function in self.callables:
             return self._user_call(n)
+        return self._builtin_call(n)
+
+    def _builtin_call(self, n: s.Call) -> Expr:
+        """A call of a built-in function, by position or by name (``substring(string: s, start position: 2)``)."""
+        override = None
+        if n.named:
+            if n.function not in BUILTINS:
+                self._builtin(n)  # reports the unknown function, with a did-you-mean
+            n, override = self._by_position(n)
         fn, lo, hi = self._builtin(n)
+        if override is not None:
+            fn = override
+        if n.function in _CLOCK_FUNCTIONS:
+            return self._clock_call(n.function == "today")
         args = [self._argument(a) for a in n.args]
         if len(args) == 1:
             a0 = args[0]
 
             def call1(ctx: Mapping[str, Any]) -> Any:
+                x = None
                 try:
-                    return fn(a0(ctx))
+                    x = a0(ctx)
+                    return fn(x)
                 except CALL_ERRORS:
-                    return None
+                    return _unwrapped_call(fn, (x,))
             return call1
         if len(args) == 2:
             a0, a1 = args
 
             def call2(ctx: Mapping[str, Any]) -> Any:
+                x = y = None
                 try:
-                    return fn(a0(ctx), a1(ctx))
+                    x, y = a0(ctx), a1(ctx)
+                    return fn(x, y)
                 except CALL_ERRORS:
-                    return None
+                    return _unwrapped_call(fn, (x, y))
             return call2
 
         def call(ctx: Mapping[str, Any]) -> Any:
+            values: list[Any] = []
             try:
-                return fn(*[a(ctx) for a in args])
+                values = [a(ctx) for a in args]
+                return fn(*values)
+            except CALL_ERRORS:
+                return _unwrapped_call(fn, tuple(values))
+        return call
+
+    def _by_position(self, n: s.Call) -> tuple[s.Call, Callable[..., Any] | None]:
+        """A call of a built-in by name, as the call by position it stands for (with the function to call
+        when that form differs from the positional one). A parameter left out is null; an optional one at
+        the end is left out. A name that is no parameter of any form of the function is an error."""
+        named = n.named or []
+        given = dict(named)
+        if len(given) != len(named):
+            raise self.fail(f"an argument of '{n.function}' is given twice", n.column)
+        forms = signatures(n.function)
+        for form, params, required in forms:
+            if set(given) <= set(params):
+                count = max([required, *(params.index(k) + 1 for k in given)])
+                args = [given.get(p, s.Literal(None)) for p in params[:count]]
+                return s.Call(n.function, args, n.column), BY_NAME.get((n.function, form))
+        if not forms:
+            raise self.fail(f"function '{n.function}' cannot be called with named arguments", n.column)
+        unknown = sorted(set(given) - set().union(*(set(params) for _, params, _ in forms)))
+        wrong = ", ".join(f"'{k}'" for k in unknown) if unknown else ", ".join(f"'{k}'" for k in given)
+        takes = " or ".join(f"({form.replace('?', '')})" for form, _, _ in forms)
+        what = "has no parameter" if len(unknown) == 1 else ("has no parameters" if unknown else
+                                                               "cannot take the arguments")
+        raise self.fail(f"function '{n.function}' {what} {wrong}; it takes {takes}", n.column)
+
+    def _clock_call(self, as_date: bool) -> Expr:
+        """``now()``/``today()``: the clock at :data:`CLOCK` in the scope, else the wall clock."""
+        def clock(ctx: Mapping[str, Any]) -> Any:
+            try:
+                now = read_clock(ctx.get(CLOCK))
             except CALL_ERRORS:
                 return None
-        return call
+            return now.date() if as_date else now
+        return clock
 
     def _user_call(self, n: s.Call) -> Expr:
         """A call of a name that may hold a function when evaluated; a built-in of the same name is the
         fallback when it does not."""
         name = n.function
-        builtin = BUILTINS.get(name)
-        if n.named and name not in self.callables:
-            if builtin is None:
-                self._builtin(n)  # reports the unknown function, with a did-you-mean
-            raise self.fail(f"named arguments are supported for the model's own functions, not for the "
-                            f"built-in '{name}'; pass the arguments in order", n.column)
         invoke = self._invoker(n.args, n.named)
-        fallback = builtin[0] if builtin is not None and not n.named else None
+        fallback: Expr | None = None
+        if name in BUILTINS:
+            try:
+                fallback = self._builtin_call(n)
+            except FeelCompileError:
+                fallback = None  # the built-in does not take these arguments; the model's function may
+        if fallback is None:
+            return lambda ctx: invoke(ctx.get(name), ctx)
 
         def call(ctx: Mapping[str, Any]) -> Any:
             f = ctx.get(name)
-            if type(f) is not FeelFunction and fallback is not None:
-                f = fallback
+            if type(f) is not FeelFunction:
+                return fallback(ctx)
             return invoke(f, ctx)
         return call
 
@@ -526,7 +681,49 @@ class ExpressionCompiler:
     def _FunctionDef(self, n: s.FunctionDef) -> Expr:
         params = list(n.params)
         body = self.expression(n.body)
-        return lambda ctx: FeelFunction("anonymous", params, body, ctx)
+        checks: dict[str, Callable[[Any], bool]] = {}
+        for t in n.types or []:
+            check = self._type_check(t) if t is not None else None
+            if check is not None:  # an unknown type is not checked
+                checks[str(t)] = check
+        if not checks:
+            return lambda ctx: FeelFunction("anonymous", params, body, ctx)
+        type_refs: list[str | None] = [str(t) if t is not None and str(t) in checks else None
+                                       for t in n.types or []]
+
+        def conform(value: Any, type_ref: str) -> Any:
+            """An argument of the parameter's type; a one-item list of it is its item (and an item of a list
+            type, a list of it); else the parameter is null."""
+            check = checks[type_ref]
+            if check(value):
+                return value
+            if type(value) is list and len(value) == 1 and check(value[0]):
+                return value[0]
+            if check([value]):
+                return [value]
+            raise TypeError(f"not a {type_ref}")
+        return lambda ctx: FeelFunction("anonymous", params, body, ctx, types=type_refs, conform=conform)
+
+    def _ExternalFunction(self, n: s.ExternalFunction) -> Expr:
+        kinds = [k for k, _ in n.mapping.entries] if isinstance(n.mapping, s.ContextExpr) else []
+        raise self.fail(f"external functions ({', '.join(kinds) or 'Java, PMML'}) are not supported; "
+                        "engine.dmn evaluates FEEL")
+
+    def _UnaryRange(self, n: s.UnaryRange) -> Expr:
+        endpoint, op = self.expression(n.endpoint), n.op
+
+        def unary_range(ctx: Mapping[str, Any]) -> Any:
+            e = endpoint(ctx)
+            if e is None:
+                return None
+            if op == "<" or op == "<=":
+                return Range(None, e, False, op == "<=")
+            if op == ">" or op == ">=":
+                return Range(e, None, op == ">=", False)
+            if op == "=":
+                return Range(e, e, True, True)
+            return Unequal(e)
+        return unary_range
 
     def _builtin(self, n: s.Call) -> tuple[Callable[..., Any], int, int | None]:
         entry = BUILTINS.get(n.function)
@@ -600,7 +797,13 @@ class ExpressionCompiler:
         start = self.expression(n.start) if n.start is not None else (lambda ctx: None)
         end = self.expression(n.end) if n.end is not None else (lambda ctx: None)
         sc, ec = n.start_closed, n.end_closed
-        return lambda ctx: Range(start(ctx), end(ctx), sc, ec)
+
+        def range_value(ctx: Mapping[str, Any]) -> Any:
+            lo, hi = start(ctx), end(ctx)
+            if lo is None or hi is None:
+                return None  # ``[1..null]`` is no range (TCK 0068, 0072): ``< 10`` is the one without a start
+            return Range(lo, hi, sc, ec)
+        return range_value
 
     def _ContextExpr(self, n: s.ContextExpr) -> Expr:
         entries = [(k, self.expression(v)) for k, v in n.entries]
@@ -620,50 +823,85 @@ class ExpressionCompiler:
                    for name, start, end in n.sources]
         body = self.expression(n.body)
         kind = n.kind
+        # ``for i in 0..4 return if i = 0 then 1 else i * partial[-1]``: the results so far
+        partial = kind == "for" and "partial" in free_names(n.body)
 
-        def values(first: Any, last: Any | None) -> list[Any] | None:
-            if last is None:
-                return first if type(first) is list else [first]
-            if not (type(first) is int and type(last) is int):
-                return None
-            step = 1 if last >= first else -1
-            return list(range(first, last + step, step))
+        def values(first: Any, last: Any, ranged: bool) -> list[Any] | None:
+            if ranged:
+                return _span(first, last, True, True)
+            if type(first) is Range:
+                return _span(first.start, first.end, first.start_closed, first.end_closed, ascending=True)
+            return first if type(first) is list else [first]
 
-        def bindings(ctx: Mapping[str, Any], i: int, local: dict[str, Any]) -> Any:
+        def bindings(ctx: Mapping[str, Any], i: int, local: dict[str, Any], results: list[Any]) -> Any:
             if i == len(sources):
-                yield body(ChainMap(dict(local), ctx))  # type: ignore[arg-type]  # read-only scopes
+                env = dict(local)
+                if partial:
+                    env["partial"] = list(results)
+                yield body(ChainMap(env, ctx))  # type: ignore[arg-type]  # read-only scopes
                 return
             name, start, end = sources[i]
             scope = ChainMap(local, ctx)  # type: ignore[arg-type]  # read-only scopes
-            items = values(start(scope), end(scope) if end else None)
+            items = values(start(scope), end(scope) if end else None, end is not None)
             if items is None:
                 raise ValueError("bad iteration")
             for item in items:
                 local[name] = item
-                yield from bindings(ctx, i + 1, local)
+                yield from bindings(ctx, i + 1, local, results)
             local.pop(name, None)
 
         def run(ctx: Mapping[str, Any]) -> Any:
+            results: list[Any] = []
             try:
-                results = list(bindings(ctx, 0, {}))
+                for r in bindings(ctx, 0, {}, results):
+                    results.append(r)
             except ValueError:
                 return None
-            if kind == "for":
-                return results
-            if kind == "some":
-                return True if any(r is True for r in results) else (
-                    False if all(r is False for r in results) else None)
-            return False if any(r is False for r in results) else (
-                True if all(r is True for r in results) else None)
+            return results if kind == "for" else quantified(kind, results)
         return run
 
     def _InstanceOf(self, n: s.InstanceOf) -> Expr:
-        known = ("number", "string", "boolean", "date", "time", "date and time", "days and time duration",
-                 "years and months duration", "list", "context", "Any", "Null")
-        if n.type_name not in known:
-            raise self.fail(f"unknown type '{n.type_name}' after 'instance of'")
-        value, type_name = self.expression(n.value), n.type_name
-        return lambda ctx: _instance_of(value(ctx), type_name)
+        check = self._type_check(n.type_spec)
+        if check is None:
+            raise self.fail(f"unknown type '{n.type_spec}' after 'instance of'")
+        value = self.expression(n.value)
+        if n.type_spec.name == "Null":
+            return lambda ctx: value(ctx) is None
+
+        def instance_of(ctx: Mapping[str, Any]) -> bool:
+            v = value(ctx)
+            return v is not None and check(v)
+        return instance_of
+
+    def _type_check(self, spec: s.TypeSpec) -> Callable[[Any], bool] | None:
+        """A check of a FEEL type (true for null, which is of every type); None for a name that is no type."""
+        name = spec.name
+        if name == "function" and spec.result is not None:
+            arity = len(spec.params)
+            checks = [self._type_check(p) for p in [*spec.params, spec.result]]
+            if any(c is None for c in checks):
+                return None
+            return lambda v: v is None or (callable(v) and (type(v) is not FeelFunction or len(v.params) == arity))
+        if name in ("list", "range") and spec.params:
+            inner = self._type_check(spec.params[0])
+            if inner is None:
+                return None
+            if name == "list":
+                return lambda v: v is None or (type(v) is list and all(inner(i) for i in v))
+            return lambda v: v is None or (type(v) is Range and inner(v.start) and inner(v.end))
+        if name == "context" and spec.fields:
+            fields = [(key, self._type_check(t)) for key, t in spec.fields]
+            if any(c is None for _, c in fields):
+                return None
+            return lambda v: v is None or (isinstance(v, Mapping) and all(
+                key in v and c(v[key]) for key, c in fields))  # type: ignore[misc]  # None excluded above
+        simple = _TYPE_CHECKS.get(name)
+        if simple is not None:
+            return lambda v: v is None or simple(v)
+        if _declared_type(self.types, name) is not None:
+            types = self.types
+            return lambda v: conforms_to(v, name, types)
+        return None
 
     def _In(self, n: s.In) -> Expr:
         value = self.expression(n.value)
@@ -746,17 +984,23 @@ class ExpressionCompiler:
         assert n.start is not None and n.end is not None
         c1, lo, start = self._operand(n.start)
         c2, hi, end = self._operand(n.end)
+        # an endpoint that is null makes no range: the test is null (TCK 0072, ``5 in [1..null]``)
         if c1 and c2:
+            if lo is None or hi is None:
+                return lambda v, ctx: None
             if not exact and is_number(lo) and is_number(hi):
                 return _fast_number_range(lo, hi, sc, ec)
             rng = Range(lo, hi, sc, ec)
             return lambda v, ctx: rng.contains(v)
+
+        def contains(v: Any, lo: Any, hi: Any) -> bool | None:
+            return None if lo is None or hi is None else Range(lo, hi, sc, ec).contains(v)
         if _uses_input(n.start, self.input_variable) or _uses_input(n.end, self.input_variable):
             def dynamic_with_input(v: Any, ctx: Mapping[str, Any]) -> bool | None:
                 scope = ChainMap({INPUT: v}, ctx)  # type: ignore[arg-type]  # read-only scopes
-                return Range(start(scope), end(scope), sc, ec).contains(v)
+                return contains(v, start(scope), end(scope))
             return dynamic_with_input
-        return lambda v, ctx: Range(start(ctx), end(ctx), sc, ec).contains(v)
+        return lambda v, ctx: contains(v, start(ctx), end(ctx))
 
     def _expr_test(self, n: s.Node, exact: bool, equality_only: bool = False) -> Test:
         if _uses_input(n, self.input_variable):
@@ -795,6 +1039,27 @@ class ExpressionCompiler:
         if equality_only:
             return lambda v, ctx: equal(v, f(ctx))
         return lambda v, ctx: matches_value(v, f(ctx))
+
+
+def _span(first: Any, last: Any, first_in: bool, last_in: bool, *, ascending: bool = False) -> list[Any] | None:
+    """The items ``for i in a..b`` (or ``in [a..b)``) goes through: whole numbers, or days, up or down
+    (a range only up); None for anything else (``"a".."z"``, date-times, durations)."""
+    if ascending and compare(first, last) == 1:
+        return None
+    if is_number(first) and is_number(last) and first == int(first) and last == int(last):
+        lo, hi = int(first), int(last)
+        step = 1 if hi >= lo else -1
+        items: list[Any] = list(range(lo, hi + step, step))
+    elif type(first) is date and type(last) is date:
+        step = 1 if last >= first else -1
+        items = [first + timedelta(days=d) for d in range(0, (last - first).days + step, step)]
+    else:
+        return None
+    if not first_in:
+        items = items[1:]
+    if not last_in:
+        items = items[:-1]
+    return items
 
 
 def _fast_compare(op: str, k: Any) -> Test:

@@ -39,8 +39,11 @@ class Token:
 
 
 _SPACE = re.compile(r"(?:\s|//[^\n]*|/\*.*?\*/)+", re.S)
-_NUMBER = re.compile(r"\d+(?:\.\d+)?|\.\d+")
-_WORD = re.compile(r"[^\W\d]\w*|\?")
+# digits, a fraction, an exponent (``1.23e4``, ``1.23e-4``: the TCK's FEEL reads them, TCK 0068)
+_NUMBER = re.compile(r"(?:\d+(?:\.\d+)?|\.\d+)(?:[eE][+-]?\d+)?")
+# a name starts with a letter, ``_`` or a character beyond the basic plane (``🐎``, TCK 0083), and goes on
+# with those and digits
+_WORD = re.compile(r"(?:[^\W\d]|[\U00010000-\U000EFFFF])(?:\w|[\U00010000-\U000EFFFF])*|\?")
 # built-in function names that contain a keyword ("and", "of"): one name when a "(" follows
 _KEYWORD_NAMES = re.compile(r"(date\s+and\s+time|years\s+and\s+months\s+duration|index\s+of)(?=\s*\()")
 _OPS = ("..", "<=", ">=", "!=", "**", "<", ">", "=", "+", "-", "*", "/", "(", ")", "[", "]", "{", "}",
@@ -63,7 +66,13 @@ def _string(text: str, start: int) -> tuple[str, int]:
                 i += 2
                 continue
             if nxt == "u" and re.fullmatch(r"[0-9a-fA-F]{4}", text[i + 2:i + 6]):
-                out.append(chr(int(text[i + 2:i + 6], 16)))
+                code = int(text[i + 2:i + 6], 16)
+                low = text[i + 6:i + 12]
+                if 0xD800 <= code < 0xDC00 and re.fullmatch(r"\\u[dD][c-fC-F][0-9a-fA-F]{2}", low):
+                    # a UTF-16 surrogate pair (``"\uD83D\uDCA9"``) is one character
+                    code = 0x10000 + ((code - 0xD800) << 10) + (int(low[2:], 16) - 0xDC00)
+                    i += 6
+                out.append(chr(code))
                 i += 6
                 continue
             if nxt == "U" and re.fullmatch(r"[0-9a-fA-F]{6}", text[i + 2:i + 8]):

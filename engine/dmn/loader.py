@@ -12,6 +12,17 @@ knowledge models, decision services and boxed expressions, on the shared state o
 Every cell is compiled at load, once. Every problem found is collected, each located by file, line,
 decision, rule and column, with the cell text in the message; :func:`load` raises them all in one
 :class:`~engine.errors.ModelError`, :func:`check` returns them.
+
+Problems are what makes the file unusable: XML that does not parse, a missing or misplaced structure
+(no output column, a rule with the wrong number of entries, duplicate ids, a requirement naming
+nothing, a cycle), an unknown typeRef, hit policy or expression language, and FEEL text that does not
+parse. What the file says but cannot work is no problem: FEEL that parses yet cannot be evaluated (a
+built-in called with the wrong number of arguments or with names it does not take, an unknown function,
+an invalid date or time literal, an unknown type after ``instance of``: the compiler's
+:class:`~engine.dmn.compiler.FeelCompileError`), a decision without logic, a Java or PMML function, an
+invocation binding a name that is no parameter. Each of those is null when evaluated, as DMN says, with
+a warning on the result; the model loads, and its :attr:`~engine.dmn.model.DecisionModel.load_warnings`
+list them (``engine validate`` prints them as warnings).
 """
 
 from __future__ import annotations
@@ -19,15 +30,17 @@ from __future__ import annotations
 import difflib
 import hashlib
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from lxml import etree
 
 from engine.dmn.boxed_reader import BoxedReader
-from engine.dmn.compiler import Test, compile_expression, compile_test_list, expression_free_names
+from engine.dmn.compiler import FeelCompileError, Test, compile_expression, compile_test_list, expression_free_names
 from engine.dmn.juel import JUEL_LANGUAGES, juel_cell_as_feel
 from engine.dmn.lexer import FeelSyntaxError
-from engine.dmn.model import Decision, DecisionModel
+from engine.dmn.model import Decision, DecisionModel, warn
 from engine.dmn.parser import KnownNames
 from engine.dmn.reading import text_of
 from engine.dmn.typeref import TypeDef, normalize_type
@@ -45,7 +58,8 @@ DMN_NAMESPACES = {
 _CELLS = frozenset({"inputExpression", "inputEntry", "outputEntry", "literalExpression"})
 
 def load(source: str | os.PathLike[str] | bytes, *, filename: str | None = None) -> DecisionModel:
-    """Load a DMN file (a path) or DMN XML (bytes). Raises ModelError listing every problem."""
+    """Load a DMN file (a path) or DMN XML (bytes). Raises ModelError listing every problem; what cannot
+    work but is no problem is in the model's ``load_warnings``."""
     model, problems, name = _Loader.run(source, filename)
     if problems or model is None:
         count = len(problems)
@@ -126,6 +140,7 @@ class _Loader(BoxedReader):
             return None
         self.juel_to_feel(root)
         self.default_language = root.get("expressionLanguage")
+        self.model_namespace = (root.get("namespace") or "").strip()
         self.declared_names(root)
         for item in root.findall(f"{{{self.ns}}}itemDefinition"):
             self.item_definition(item)
@@ -170,7 +185,7 @@ class _Loader(BoxedReader):
             return None
         self.link(decisions)
         model = DecisionModel(self.filename, self.ns, decisions, input_types=input_types, types=self.types,
-                              functions=self.functions)
+                              functions=self.functions, load_warnings=self.warnings)
         holder.append(model)
         return model
 
@@ -186,8 +201,12 @@ class _Loader(BoxedReader):
             name = el.get("name")
             if not name:
                 continue
-            names.add(name)
             tag = etree.QName(el).localname
+            if "." in name and tag in ("formalParameter", "parameter"):
+                # Trisotech's implicit parameters (``Person.Gender``): the function binds the path too, and
+                # the caller's ``Person.Gender`` must stay a path into ``Person``
+                continue
+            names.add(name)
             parent = el.getparent()
             in_context = tag == "variable" and parent is not None and etree.QName(parent).localname == "contextEntry"
             if in_context or tag in ("businessKnowledgeModel", "decisionService", "formalParameter", "parameter",
@@ -202,6 +221,8 @@ class _Loader(BoxedReader):
             return
         type_ref_el = el.find(f"{{{self.ns}}}typeRef")
         type_ref = normalize_type(type_ref_el.text if type_ref_el is not None else el.get("typeRef"))
+        if el.find(f"{{{self.ns}}}functionItem") is not None:
+            type_ref = "function"  # a function type: any function fits (its signature is not checked)
         components = {}
         for comp in el.findall(f"{{{self.ns}}}itemComponent"):
             comp_type = comp.find(f"{{{self.ns}}}typeRef")
@@ -212,7 +233,8 @@ class _Loader(BoxedReader):
         allowed: list[Test] = []
         if allowed_text.strip():
             try:
-                allowed = compile_test_list(allowed_text, names=self.names, callables=self.callables)
+                allowed = compile_test_list(allowed_text, names=self.names, callables=self.callables,
+                                            types=self.types)
             except FeelSyntaxError as e:
                 self.problem(f"allowedValues '{allowed_text}' do not parse: {e}", allowed_el,
                              column=f"itemDefinition '{name}'", text=allowed_text)
@@ -222,15 +244,16 @@ class _Loader(BoxedReader):
     # ---- decisions ---------------------------------------------------------------------------------
 
     def decision(self, el: etree._Element, index: int) -> Decision | None:
-        did = el.get("id")
+        # DMN makes the id optional: a decision without one is known by its name (nothing can require it)
+        did = el.get("id") or el.get("name")
         if not did:
-            self.problem(f"decision #{index} ({el.get('name') or 'unnamed'}) has no id", el)
+            self.problem(f"decision #{index} has neither an id nor a name", el)
             return None
         decision = Decision(id=did, name=el.get("name") or did, filename=self.filename, line=el.sourceline,
                             types=self.types)
         for req in el.findall(f"{{{self.ns}}}informationRequirement"):
             for rd in req.findall(f"{{{self.ns}}}requiredDecision"):
-                href = rd.get("href") or ""
+                href = self.local_href(rd.get("href") or "")
                 if "#" not in href or href.split("#", 1)[0]:
                     self.problem(f"requiredDecision href '{href}' must be '#<decision id>' (imported models are "
                                  "not supported)", rd, decision=did)
@@ -238,7 +261,7 @@ class _Loader(BoxedReader):
                 decision.required.append(href.split("#", 1)[1])
         for req in el.findall(f"{{{self.ns}}}knowledgeRequirement"):
             for rk in req.findall(f"{{{self.ns}}}requiredKnowledge"):
-                href = rk.get("href") or ""
+                href = self.local_href(rk.get("href") or "")
                 ref = href.split("#", 1)[1] if "#" in href else href
                 if "#" not in href or href.split("#", 1)[0]:
                     self.problem(f"requiredKnowledge href '{href}' must be '#<businessKnowledgeModel id>' "
@@ -258,11 +281,32 @@ class _Loader(BoxedReader):
         else:
             logic = self.expression_child(el)
             if logic is None:
-                self.problem("the decision has no decision logic (decision table, literal expression, context, "
-                             "invocation, ...)", el, decision=did)
+                self.no_logic(decision, el)
             else:
                 self.boxed_decision(decision, el, logic)
         return decision
+
+    def no_logic(self, decision: Decision, el: etree._Element) -> None:
+        """A decision drawn in the requirements diagram but not yet given logic: its value is the one the
+        caller gives under its name (as for an input decision of a decision service), else null with a
+        warning."""
+        variable = el.find(f"{{{self.ns}}}variable")
+        name = decision.variable_name = (variable.get("name") if variable is not None else None) or decision.name
+        raw_type = variable.get("typeRef") if variable is not None else None
+        decision.variable_type = self.type_ref(raw_type, variable if variable is not None else el, decision.id,
+                                               "variable")
+        decision.literal_text = "<no decision logic>"
+        message = self.warning("the decision has no decision logic (decision table, literal expression, context, "
+                               "invocation, ...); its value is null unless the caller gives it", el,
+                               decision=decision.id)
+
+        def given(ctx: Mapping[str, Any]) -> Any:
+            if name in ctx:
+                return ctx[name]
+            warn(message, once=True)
+            return None
+        decision.literal = given
+        self.reads.setdefault(decision.id, set()).add(name)
 
     def boxed_decision(self, decision: Decision, el: etree._Element, logic: etree._Element) -> None:
         """A decision whose logic is a context, an invocation, a list, ...: evaluated like a literal
@@ -292,7 +336,12 @@ class _Loader(BoxedReader):
             self.problem("the literal expression is empty", literal, decision=did, column="literal expression")
             return
         try:
-            decision.literal = compile_expression(text, names=self.names, callables=self.callables)
+            decision.literal = compile_expression(text, names=self.names, callables=self.callables,
+                                                  types=self.types)
+            self.reads.setdefault(did, set()).update(expression_free_names(text, self.names))
+        except FeelCompileError as e:
+            decision.literal = self.null_expression(e, "literal expression", text, literal, decision=did,
+                                                    column="literal expression")
             self.reads.setdefault(did, set()).update(expression_free_names(text, self.names))
         except FeelSyntaxError as e:
             self.problem(f"literal expression '{text}' does not parse: {e}", literal, decision=did,

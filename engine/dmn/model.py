@@ -22,19 +22,21 @@ from engine.dmn.hit_policy import select
 from engine.dmn.result import DecisionResult, RuleHit
 from engine.dmn.typeref import TypeDef, TypeMismatch, conform, parse_text
 from engine.dmn.values import set_path, show, to_json, to_plain
-from engine.errors import DecisionError
+from engine.errors import DecisionError, Problem
 
 # Where the decision being evaluated collects its warnings: values that DMN turns into null (outside
 # inputValues/outputValues, not of the typeRef). A decision's own table gets the list passed; tables
 # inside business knowledge models and decision services find it here, so that they report to the
-# decision that called them. Set only for models that have such functions (it costs time).
+# decision that called them, and so do cells that cannot work (null with a warning, see load_warnings). Set
+# only for models that have such functions or such cells (it costs time).
 _WARNINGS: ContextVar[list[str] | None] = ContextVar("engine_dmn_warnings", default=None)
 
 
-def warn(message: str) -> None:
-    """Record ``message`` on the result of the decision being evaluated (nothing outside an evaluation)."""
+def warn(message: str, *, once: bool = False) -> None:
+    """Record ``message`` on the result of the decision being evaluated (nothing outside an evaluation);
+    ``once``: not when the result has it already (an expression evaluated in a loop)."""
     sink = _WARNINGS.get()
-    if sink is not None:
+    if sink is not None and not (once and message in sink):
         sink.append(message)
 
 
@@ -365,8 +367,12 @@ class DecisionModel:
 
     def __init__(self, filename: str, namespace: str, decisions: dict[str, Decision], *,
                  input_types: Mapping[str, str] | None = None, types: dict[str, TypeDef] | None = None,
-                 functions: Mapping[str, Any] | None = None, digest: str = "") -> None:
+                 functions: Mapping[str, Any] | None = None, digest: str = "",
+                 load_warnings: list[Problem] | None = None) -> None:
         self.filename = filename
+        #: what the file means but cannot work, found at load (FEEL that parses but cannot be evaluated, a
+        #: decision without logic, a Java function): each is null at evaluation, with a warning on the result
+        self.load_warnings: list[Problem] = list(load_warnings or [])
         #: SHA-256 (hex) of the file's bytes as loaded: the model a result was evaluated with
         self.digest = digest
         self._paths: dict[str, tuple[tuple[str, ...], ...]] = {}
@@ -561,7 +567,8 @@ class DecisionModel:
                 scope.update(sub.exposed(internal))
             ctx = scope
         own: list[str] = [] if warnings is None else warnings
-        if self.functions:  # a BKM or decision service may evaluate a table: it reports to this decision
+        if self.functions or self.load_warnings:  # a BKM or decision service may evaluate a table, a cell that
+            # cannot work says so when evaluated: they report to this decision
             token = _WARNINGS.set(own)
             try:
                 internal, rules, trace = decision.traced(ctx, own)

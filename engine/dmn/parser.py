@@ -20,6 +20,8 @@ from engine.dmn.lexer import KEYWORDS, FeelSyntaxError, Token, tokenize
 _COMPARISONS = ("=", "!=", "<", "<=", ">", ">=")
 _FIRST_WORD = re.compile(r"[^\W\d]\w*")
 _PLAIN_NAME = re.compile(r"[^\W\d]\w*(?:\s+[^\W\d]\w*)*")
+# type names with the keyword ``and`` in them: the first word, and the word after ``and``
+_TYPES_WITH_AND = {"date": "time", "days": "time", "years": "months"}
 
 
 class KnownNames:
@@ -159,14 +161,50 @@ class _Parser:
             return s.In(node, [self.positive_unary_test()])
         if self.accept("instance"):
             self.expect("of", "'of'")
-            return s.InstanceOf(node, self.type_name())
+            return s.InstanceOf(node, self.type_spec())
         return node
 
+    def type_spec(self) -> s.TypeSpec:
+        """A FEEL type: ``number``, ``date and time``, ``list<T>``, ``range<T>``, ``context<a: T>``,
+        ``function<T, U> -> R``, or a type the model declares (``tPerson``, ``ns.tPerson``)."""
+        if self.accept("function"):
+            self.expect("<", "'<'")
+            params: list[s.TypeSpec] = []
+            if not self.at(">"):
+                params.append(self.type_spec())
+                while self.accept(","):
+                    params.append(self.type_spec())
+            self.expect(">", "',' or '>'")
+            self.expect("-", "'->'")
+            self.expect(">", "'->'")
+            return s.TypeSpec("function", params, result=self.type_spec())
+        name = self.type_name()
+        if name in ("list", "range") and self.accept("<"):
+            inner = self.type_spec()
+            self.expect(">", "'>'")
+            return s.TypeSpec(name, [inner])
+        if name == "context" and self.accept("<"):
+            fields: list[tuple[str, s.TypeSpec]] = []
+            while True:
+                key = str(self.take().value) if self.tok.kind == "string" else self.name_text("a key")
+                self.expect(":", "':'")
+                fields.append((key, self.type_spec()))
+                if not self.accept(","):
+                    break
+            self.expect(">", "',' or '>'")
+            return s.TypeSpec(name, fields=fields)
+        return s.TypeSpec(name)
+
     def type_name(self) -> str:
-        words = [self.name_text("a type name")]
-        while self.tok.kind == "name" or self.tok.text == "and":
-            words.append(self.take().text)
-        return " ".join(words)
+        name = self.name_text("a type name")
+        rest = _TYPES_WITH_AND.get(name)
+        if rest is not None and self.at("and") and self.peek().kind == "name" and self.peek().text == rest:
+            self.take()
+            name = f"{name} and {self.name_text('a type name')}"
+        while self.at(".") and self.peek().kind == "name":
+            self.take()
+            name = f"{name}.{self.name_text('a type name')}"
+        return name
 
     def additive(self) -> s.Node:
         node = self.multiplicative()
@@ -265,6 +303,10 @@ class _Parser:
         if t.kind == "number":
             self.take()
             text = t.text if not t.text.startswith(".") else "0" + t.text
+            if "e" in text or "E" in text:
+                number = Decimal(text)
+                whole = number.adjusted() < 34 and number == number.to_integral_value()
+                return s.Literal(int(number) if whole else number)
             return s.Literal(int(text) if "." not in text else Decimal(text))
         if t.kind == "string":
             self.take()
@@ -303,6 +345,10 @@ class _Parser:
                 return self.range_literal()
             if t.text == "{":
                 return self.context_literal()
+            if t.text in _COMPARISONS and (self.i == 0 or self.peek(-1).text == "("):
+                # a unary comparison as a value, ``(< 10)``: the range it stands for (not ``>> 5``)
+                self.take()
+                return s.UnaryRange(t.text, self.additive())
             if t.text == "@":
                 self.take()
                 lit = self.tok
@@ -346,23 +392,20 @@ class _Parser:
 
     def function_definition(self) -> s.Node:
         self.expect("function")
-        if self.tok.kind == "name" and self.tok.text == "external":
-            raise self.error("external (Java/PMML) functions are not supported")
         self.expect("(")
         params: list[str] = []
+        types: list[s.TypeSpec | None] = []
         if not self.at(")"):
             while True:
                 params.append(self.name_text("a parameter name"))
-                if self.accept(":"):
-                    self.type_name()  # a declared parameter type; not checked
-                    if self.accept("<"):  # list<number>, context<a: string>
-                        depth = 1
-                        while depth and self.tok.kind != "eof":
-                            depth += {"<": 1, ">": -1}.get(self.take().text, 0)
+                types.append(self.type_spec() if self.accept(":") else None)
                 if not self.accept(","):
                     break
         self.expect(")", "',' or ')'")
-        return s.FunctionDef(params, self.expression())
+        if self.tok.kind == "name" and self.tok.text == "external" and self.peek().text == "{":
+            self.take()  # ``function(n) external {java: {class: "...", method signature: "..."}}``
+            return s.ExternalFunction(params, self.context_literal())
+        return s.FunctionDef(params, self.expression(), types if any(types) else None)
 
     def list_literal(self) -> s.Node:
         self.expect("[")

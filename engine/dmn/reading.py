@@ -13,7 +13,8 @@ from typing import Any
 
 from lxml import etree
 
-from engine.dmn.model import Rule
+from engine.dmn.compiler import Expr, FeelCompileError, Test
+from engine.dmn.model import Rule, warn
 from engine.dmn.parser import KnownNames
 from engine.dmn.typeref import BASE_TYPES, TypeDef, normalize_type
 from engine.dmn.values import FeelFunction
@@ -50,12 +51,23 @@ def text_of(el: etree._Element | None, ns: str) -> str | None:
     return t.text or ""
 
 
+def null_with_warning(message: str) -> Expr:
+    """An expression that is null, and says why on the result of the decision being evaluated."""
+    def null(ctx: Any) -> None:
+        warn(message, once=True)
+    return null
+
+
 class Reader:
     """The state of reading one file, and the helpers every reader uses."""
 
     def __init__(self, filename: str) -> None:
         self.filename = filename
         self.problems: list[Problem] = []
+        # what the file may mean but cannot work: FEEL that parses yet cannot be evaluated (a wrong number of
+        # arguments, an invalid date), a decision without logic, a Java function. Each is null at evaluation,
+        # with a warning on the result; the model loads, and ``engine validate`` prints them as warnings.
+        self.warnings: list[Problem] = []
         self.ns = ""
         self.types: dict[str, TypeDef] = {}
         self.default_language: str | None = None
@@ -66,11 +78,43 @@ class Reader:
         self.functions: dict[str, FeelFunction] = {}  # business knowledge models and decision services by name
         self.bkm_params: dict[str, list[str]] = {}
         self.bkm_ids: dict[str, etree._Element] = {}
+        self.model_namespace = ""  # the <definitions namespace="...">: hrefs may spell it before the '#'
 
     # ---- problems ---------------------------------------------------------------------------------
 
     def problem(self, message: str, el: etree._Element | None = None, *, decision: str | None = None,
                 rule: Rule | None = None, column: str | None = None, text: str | None = None) -> None:
+        """Something that makes the file unusable: :func:`~engine.dmn.loader.load` refuses the model."""
+        self.problems.append(self._located(message, el, decision=decision, rule=rule, column=column, text=text))
+
+    def warning(self, message: str, el: etree._Element | None = None, *, decision: str | None = None,
+                rule: Rule | None = None, column: str | None = None, text: str | None = None) -> str:
+        """Something that is null at evaluation instead: a load warning. Returns the warning's text, for the
+        evaluations that meet it to repeat on their results."""
+        found = self._located(message, el, decision=decision, rule=rule, column=column, text=text)
+        if found not in self.warnings:
+            self.warnings.append(found)
+        return str(found)
+
+    def null_expression(self, error: FeelCompileError, what: str, text: str, el: etree._Element | None, *,
+                        decision: str, rule: Rule | None = None, column: str | None = None) -> Expr:
+        """FEEL that parses but cannot work: the value is null, with a warning at load and at each evaluation."""
+        message = self.warning(f"{what} '{text}' cannot be evaluated: {error}; its value is null", el,
+                               decision=decision, rule=rule, column=column, text=text)
+        return null_with_warning(message)
+
+    def null_test(self, error: FeelCompileError, what: str, text: str, el: etree._Element | None, *,
+                  decision: str, rule: Rule | None = None, column: str | None = None) -> Test:
+        """An input entry that parses but cannot work: null (the rule does not match), with a warning."""
+        message = self.warning(f"{what} '{text}' cannot be evaluated: {error}; the test is null, so the rule "
+                               "does not match", el, decision=decision, rule=rule, column=column, text=text)
+
+        def test(value: Any, ctx: Any) -> None:
+            warn(message, once=True)
+        return test
+
+    def _located(self, message: str, el: etree._Element | None, *, decision: str | None, rule: Rule | None,
+                 column: str | None, text: str | None) -> Problem:
         parts = []
         extra: dict[str, Any] = {}
         if decision is not None:
@@ -87,8 +131,7 @@ class Reader:
         if text is not None:
             extra["text"] = text
         line = el.sourceline if el is not None else None
-        self.problems.append(Problem(message, file=self.filename, line=line,
-                                     element=" ".join(parts) or None, extra=extra))
+        return Problem(message, file=self.filename, line=line, element=" ".join(parts) or None, extra=extra)
 
     # ---- shared checks ------------------------------------------------------------------------------
 
@@ -101,6 +144,14 @@ class Reader:
         hint = f"; did you mean '{close[0]}'?" if close else ""
         self.problem(f"unknown typeRef '{raw}'{hint}", el, decision=decision, column=column, text=raw)
         return None
+
+    def local_href(self, href: str) -> str:
+        """``href`` as ``#id`` when it names an element of this file, also when spelt with the file's own
+        namespace before the ``#`` (``http://example.org/model#d1``); any other href as it is."""
+        base, sep, ref = href.strip().partition("#")
+        if sep and base and self.model_namespace and base == self.model_namespace:
+            return "#" + ref
+        return href.strip()
 
     def language_ok(self, el: etree._Element, decision: str, column: str, rule: Rule | None = None) -> bool:
         lang = el.get("expressionLanguage") or self.default_language

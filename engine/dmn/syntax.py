@@ -58,11 +58,41 @@ class Invoke(Node):
 
 
 @dataclass(slots=True)
+class TypeSpec:
+    """A FEEL type, after ``instance of`` or a parameter's ``:``: a name (``number``, ``date and time``,
+    ``Any``, an item definition of the model), ``list<T>``, ``range<T>``, ``context<a: T, b: U>`` or
+    ``function<T, U> -> R``. Not a :class:`Node`: it holds no expression."""
+
+    name: str
+    params: list[TypeSpec] = field(default_factory=list)  # list<T>, range<T>: [T]; function<T, U>: [T, U]
+    fields: list[tuple[str, TypeSpec]] = field(default_factory=list)  # context<a: T>
+    result: TypeSpec | None = None  # function<...> -> R
+
+    def __str__(self) -> str:
+        if self.name == "function":
+            return f"function<{', '.join(map(str, self.params))}> -> {self.result}"
+        if self.fields:
+            return f"{self.name}<{', '.join(f'{k}: {v}' for k, v in self.fields)}>"
+        if self.params:
+            return f"{self.name}<{', '.join(map(str, self.params))}>"
+        return self.name
+
+
+@dataclass(slots=True)
 class FunctionDef(Node):
-    """``function(a, b) a + b``."""
+    """``function(a, b) a + b``; ``types`` holds the declared parameter types (``function(a: number)``)."""
 
     params: list[str]
     body: Node
+    types: list[TypeSpec | None] | None = None
+
+
+@dataclass(slots=True)
+class ExternalFunction(Node):
+    """``function(n) external {java: {...}}``: a function another language implements (Java, PMML)."""
+
+    params: list[str]
+    mapping: Node
 
 
 @dataclass(slots=True)
@@ -133,7 +163,15 @@ class Iteration(Node):
 @dataclass(slots=True)
 class InstanceOf(Node):
     value: Node
-    type_name: str
+    type_spec: TypeSpec
+
+
+@dataclass(slots=True)
+class UnaryRange(Node):
+    """A unary comparison used as a value, ``(< 10)``, ``(>= x)``, ``(= 10)``: the range it stands for."""
+
+    op: str  # < <= > >= = !=
+    endpoint: Node
 
 
 # ---- unary tests ------------------------------------------------------------------------------------

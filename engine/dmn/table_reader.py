@@ -12,6 +12,7 @@ from lxml import etree
 
 from engine.dmn import syntax as s
 from engine.dmn.compiler import (
+    FeelCompileError,
     Test,
     compile_expression,
     compile_test_list,
@@ -83,9 +84,15 @@ class TableReader(Reader):
             self.problem("the input has no input expression", el, decision=did, column=column)
         elif self.language_ok(expr_el, did, column):
             try:
-                clause.evaluate = compile_expression(clause.expression, names=self.names, callables=self.callables)
+                clause.evaluate = compile_expression(clause.expression, names=self.names, callables=self.callables,
+                                                     types=self.types)
                 node = parse_expression(clause.expression, self.names)
                 clause.path = _path_of(node)
+                clause.reads = frozenset(expression_free_names(clause.expression, self.names))
+                self.reads.setdefault(did, set()).update(clause.reads)
+            except FeelCompileError as e:
+                clause.evaluate = self.null_expression(e, "input expression", clause.expression, expr_el,
+                                                       decision=did, column=column)
                 clause.reads = frozenset(expression_free_names(clause.expression, self.names))
                 self.reads.setdefault(did, set()).update(clause.reads)
             except FeelSyntaxError as e:
@@ -103,7 +110,8 @@ class TableReader(Reader):
         if values is None or not values.strip():
             return None
         try:
-            return values.strip(), compile_test_list(values, names=self.names, callables=self.callables)
+            return values.strip(), compile_test_list(values, names=self.names, callables=self.callables,
+                                                     types=self.types)
         except FeelSyntaxError as e:
             self.problem(f"{tag} '{values}' do not parse: {e}", values_el, decision=did, column=column, text=values)
             return values.strip(), []
@@ -121,8 +129,12 @@ class TableReader(Reader):
         if default is not None and default.strip():
             out.default = default.strip()
             try:
-                out.default_value = compile_expression(default, names=self.names, callables=self.callables)
+                out.default_value = compile_expression(default, names=self.names, callables=self.callables,
+                                                       types=self.types)
                 self.reads.setdefault(did, set()).update(expression_free_names(default, self.names))
+            except FeelCompileError as e:
+                out.default_value = self.null_expression(e, "defaultOutputEntry", out.default, default_el,
+                                                         decision=did, column=column)
             except FeelSyntaxError as e:
                 self.problem(f"defaultOutputEntry '{default}' does not parse: {e}", default_el, decision=did,
                              column=column, text=default)
@@ -155,7 +167,11 @@ class TableReader(Reader):
                 continue
             variable = clause.input_variable if clause else "cellInput"
             try:
-                test = compile_unary_tests(text, input_variable=variable, names=self.names, callables=self.callables)
+                test = compile_unary_tests(text, input_variable=variable, names=self.names, callables=self.callables,
+                                           types=self.types)
+                self.reads.setdefault(did, set()).update(unary_test_free_names(text, variable, self.names))
+            except FeelCompileError as e:
+                test = self.null_test(e, "input entry", text, entry, decision=did, rule=rule, column=column)
                 self.reads.setdefault(did, set()).update(unary_test_free_names(text, variable, self.names))
             except FeelSyntaxError as e:
                 self.problem(f"input entry '{text}' does not parse: {e}", entry, decision=did, rule=rule,
@@ -174,7 +190,12 @@ class TableReader(Reader):
                 outputs.append(None)
                 continue
             try:
-                outputs.append(compile_expression(text, names=self.names, callables=self.callables))
+                outputs.append(compile_expression(text, names=self.names, callables=self.callables,
+                                                  types=self.types))
+                self.reads.setdefault(did, set()).update(expression_free_names(text, self.names))
+            except FeelCompileError as e:
+                outputs.append(self.null_expression(e, "output entry", text, entry, decision=did, rule=rule,
+                                                    column=column))
                 self.reads.setdefault(did, set()).update(expression_free_names(text, self.names))
             except FeelSyntaxError as e:
                 self.problem(f"output entry '{text}' does not parse: {e}", entry, decision=did, rule=rule,

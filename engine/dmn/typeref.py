@@ -18,7 +18,19 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from engine.dmn.temporal import YearMonthDuration, parse_date, parse_datetime, parse_duration, parse_time
+from engine.dmn.temporal import (
+    DayTimeDuration,
+    FeelDate,
+    FeelDateTime,
+    FeelTime,
+    YearMonthDuration,
+    date_of,
+    make_datetime,
+    parse_date,
+    parse_datetime,
+    parse_duration,
+    parse_time,
+)
 from engine.dmn.values import DEC, from_float, normalize, number_result, show, type_name
 
 _ALIASES = {
@@ -91,31 +103,31 @@ def conform(value: Any, type_ref: str | None, types: dict[str, TypeDef] | None =
             return value
         if t is str and value.strip().lower() in ("true", "false"):
             return value.strip().lower() == "true"
-    elif type_ref == "date":
-        if t is date:
+    elif type_ref == "date":  # (and below) Python's types, or the engine's own past Python's years
+        if t is date or t is FeelDate:
             return value
-        if t is datetime:
-            return value.date()
+        if t is datetime or t is FeelDateTime:
+            return date_of(value)
         if t is str:
             return _parsed(parse_date, value, type_ref)
     elif type_ref == "dateTime":
-        if t is datetime:
+        if t is datetime or t is FeelDateTime:
             return value
-        if t is date:
-            return datetime.combine(value, time())
+        if t is date or t is FeelDate:
+            return make_datetime(value.year, value.month, value.day)
         if t is str:
             return _parsed(parse_datetime, value, type_ref)
     elif type_ref == "time":
-        if t is time:
+        if t is time or t is FeelTime:
             return value
         if t is str:
             return _parsed(parse_time, value, type_ref)
     elif type_ref == "dayTimeDuration":
-        if t is timedelta:
+        if t is timedelta or t is DayTimeDuration:
             return value
         if t is str:
             d = _parsed(parse_duration, value, type_ref)
-            if type(d) is timedelta:
+            if type(d) is timedelta or type(d) is DayTimeDuration:
                 return d
     elif type_ref == "yearMonthDuration":
         if t is YearMonthDuration:
@@ -129,6 +141,9 @@ def conform(value: Any, type_ref: str | None, types: dict[str, TypeDef] | None =
             return value
     elif type_ref == "context":
         if isinstance(value, dict):
+            return value
+    elif type_ref == "function":  # an itemDefinition's functionItem; the signature is not checked
+        if callable(value):
             return value
     elif types and type_ref in types:
         return _conform_typedef(value, types[type_ref], types)

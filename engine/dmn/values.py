@@ -11,6 +11,7 @@ instead of raising, so a rule whose cell meets an unexpected value simply does n
 from __future__ import annotations
 
 import decimal
+import json
 import math
 from collections import ChainMap
 from collections.abc import Mapping
@@ -19,7 +20,18 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from engine.dmn.temporal import YearMonthDuration, format_temporal
+from engine.dmn import temporal
+from engine.dmn.temporal import (
+    KINDS,
+    DayTimeDuration,
+    FeelDate,
+    FeelDateTime,
+    FeelTime,
+    YearMonthDuration,
+    duration_nanos,
+    format_temporal,
+    make_day_time,
+)
 
 # decimal128, as FEEL asks for.
 DEC = decimal.Context(prec=34, rounding=decimal.ROUND_HALF_EVEN, traps=[decimal.InvalidOperation,
@@ -141,7 +153,15 @@ def _same_kind(a: Any, b: Any) -> bool:
     ta, tb = type(a), type(b)
     if ta is tb:
         return True
-    return (ta is int or ta is Decimal) and (tb is int or tb is Decimal)
+    if (ta is int or ta is Decimal) and (tb is int or tb is Decimal):
+        return True
+    k = KINDS.get(ta)  # a FEEL date may be a datetime.date or a FeelDate, and so on
+    return k is not None and k == KINDS.get(tb)
+
+
+# temporal types whose FEEL comparison is not Python's (whole seconds, offsets against zone ids) or
+# that Python cannot order at all: compared by engine.dmn.temporal
+_TEMPORAL_COMPARED = frozenset({datetime, time, FeelDate, FeelDateTime, FeelTime, DayTimeDuration})
 
 
 def equal(a: Any, b: Any) -> bool | None:
@@ -166,10 +186,8 @@ def equal(a: Any, b: Any) -> bool | None:
             if e is not True:
                 return e
         return True
-    if type(a) is datetime and (a.tzinfo is None) != (b.tzinfo is None):
-        return None
-    if type(a) is time and (a.tzinfo is None) != (b.tzinfo is None):
-        return None
+    if type(a) in _TEMPORAL_COMPARED or type(b) in _TEMPORAL_COMPARED:
+        return temporal.equal(a, b)
     return bool(a == b)
 
 
@@ -180,8 +198,8 @@ def compare(a: Any, b: Any) -> int | None:
     t = type(a)
     if t is bool or t is list or t is dict or t is Range:
         return None
-    if (t is datetime or t is time) and (a.tzinfo is None) != (b.tzinfo is None):
-        return None
+    if t in _TEMPORAL_COMPARED or type(b) in _TEMPORAL_COMPARED:
+        return temporal.compare(a, b)
     try:
         return -1 if a < b else (1 if a > b else 0)
     except TypeError:
@@ -224,16 +242,7 @@ def number_result(value: Decimal) -> int | Decimal:
     return value
 
 
-def _add_months(day: date, months: int) -> date:
-    total = day.year * 12 + day.month - 1 + months
-    year, month = divmod(total, 12)
-    month += 1
-    for d in (day.day, 30, 29, 28):
-        try:
-            return day.replace(year=year, month=month, day=d)
-        except ValueError:
-            continue
-    raise ValueError("bad date")  # pragma: no cover - day 28 always exists
+_TEMPORAL_ERRORS = (ArithmeticError, ValueError, OverflowError, TypeError)
 
 
 def add(a: Any, b: Any) -> Any:
@@ -249,19 +258,11 @@ def add(a: Any, b: Any) -> Any:
             return a + b
         if ta is YearMonthDuration and tb is YearMonthDuration:
             return YearMonthDuration(a.months + b.months)
-        if tb is timedelta and ta in (date, datetime):
-            # a date plus a duration stays a date (the time part of the sum is dropped)
-            return (a + b) if ta is datetime else (datetime.combine(a, time()) + b).date()
-        if ta is timedelta and tb in (date, datetime):
-            return add(b, a)
-        if tb is YearMonthDuration and ta in (date, datetime):
-            return _add_months(a, b.months)
-        if ta is YearMonthDuration and tb in (date, datetime):
-            return _add_months(b, a.months)
-        if ta is time and tb is timedelta:
-            moved = datetime.combine(date(2000, 1, 1), a) + b
-            return moved.timetz()
-    except (ArithmeticError, ValueError, OverflowError):
+        if ta in KINDS and tb in KINDS:
+            # dates, date-times and times plus durations, on either side; a date plus a days-and-time
+            # duration stays a date (the day the sum falls on)
+            return temporal.add(a, b)
+    except _TEMPORAL_ERRORS:
         return None
     return None
 
@@ -269,9 +270,12 @@ def add(a: Any, b: Any) -> Any:
 def negate(a: Any) -> Any:
     t = type(a)
     if t is int or t is Decimal or t is timedelta:
-        return -a
-    if t is YearMonthDuration:
-        return YearMonthDuration(-a.months)
+        try:
+            return -a
+        except OverflowError:
+            return None
+    if t is YearMonthDuration or t is DayTimeDuration:
+        return temporal.negate(a)
     return None
 
 
@@ -282,22 +286,19 @@ def subtract(a: Any, b: Any) -> Any:
     try:
         if (ta is int or ta is Decimal) and (tb is int or tb is Decimal):
             return number_result(DEC.subtract(_dec(a), _dec(b)))
-        if ta is datetime and tb is datetime:
-            if (a.tzinfo is None) != (b.tzinfo is None):
-                return None
-            return a - b
         if ta is date and tb is date:
             return a - b
-        if ta is time and tb is time:
-            if (a.tzinfo is None) != (b.tzinfo is None):
-                return None
-            day = date(2000, 1, 1)
-            return datetime.combine(day, a) - datetime.combine(day, b)
-        if tb is timedelta or tb is YearMonthDuration:
-            return add(a, negate(b))
-    except (ArithmeticError, ValueError, OverflowError, TypeError):
+        if ta in KINDS and tb in KINDS:
+            return temporal.subtract(a, b)
+    except _TEMPORAL_ERRORS:
         return None
     return None
+
+
+def _scaled_day_time(duration: Any, factor: Decimal, *, divide: bool = False) -> Any:
+    nanoseconds = Decimal(duration_nanos(duration))
+    scaled = DEC.divide(nanoseconds, factor) if divide else DEC.multiply(nanoseconds, factor)
+    return make_day_time(int(scaled.to_integral_value(rounding=decimal.ROUND_HALF_EVEN)))
 
 
 def multiply(a: Any, b: Any) -> Any:
@@ -307,13 +308,13 @@ def multiply(a: Any, b: Any) -> Any:
     try:
         if (ta is int or ta is Decimal) and (tb is int or tb is Decimal):
             return number_result(DEC.multiply(_dec(a), _dec(b)))
-        if ta is timedelta and (tb is int or tb is Decimal):
-            return timedelta(seconds=float(DEC.multiply(_dec(b), Decimal(str(a.total_seconds())))))
+        if (ta is timedelta or ta is DayTimeDuration) and (tb is int or tb is Decimal):
+            return _scaled_day_time(a, _dec(b))
         if ta is YearMonthDuration and (tb is int or tb is Decimal):
             return YearMonthDuration(int(DEC.multiply(_dec(b), Decimal(a.months))))
-        if tb in (timedelta, YearMonthDuration) and (ta is int or ta is Decimal):
+        if tb in (timedelta, DayTimeDuration, YearMonthDuration) and (ta is int or ta is Decimal):
             return multiply(b, a)
-    except (ArithmeticError, ValueError, OverflowError):
+    except _TEMPORAL_ERRORS:
         return None
     return None
 
@@ -323,15 +324,15 @@ def divide(a: Any, b: Any) -> Any:
     try:
         if (ta is int or ta is Decimal) and (tb is int or tb is Decimal):
             return number_result(DEC.divide(_dec(a), _dec(b)))
-        if ta is timedelta and (tb is int or tb is Decimal):
-            return timedelta(seconds=float(DEC.divide(Decimal(str(a.total_seconds())), _dec(b))))
-        if ta is timedelta and tb is timedelta:
-            return number_result(DEC.divide(Decimal(str(a.total_seconds())), Decimal(str(b.total_seconds()))))
+        if (ta is timedelta or ta is DayTimeDuration) and (tb is int or tb is Decimal):
+            return _scaled_day_time(a, _dec(b), divide=True)
+        if (ta is timedelta or ta is DayTimeDuration) and (tb is timedelta or tb is DayTimeDuration):
+            return number_result(DEC.divide(Decimal(duration_nanos(a)), Decimal(duration_nanos(b))))
         if ta is YearMonthDuration and (tb is int or tb is Decimal):
             return YearMonthDuration(int(DEC.divide(Decimal(a.months), _dec(b))))
         if ta is YearMonthDuration and tb is YearMonthDuration:
             return number_result(DEC.divide(Decimal(a.months), Decimal(b.months)))
-    except (ArithmeticError, ValueError, OverflowError, ZeroDivisionError):
+    except (*_TEMPORAL_ERRORS, ZeroDivisionError):
         return None
     return None
 
@@ -349,12 +350,14 @@ def power(a: Any, b: Any) -> Any:
 
 
 def to_plain(value: Any) -> Any:
-    """An internal FEEL value as plain Python: Decimal -> int (whole) or float; containers recursively."""
+    """An internal FEEL value as plain Python: a Decimal that is a whole number becomes an int, any other
+    stays a Decimal with all its digits (``1/3`` is ``Decimal("0.3333333333333333333333333333333333")``,
+    not a float); containers recursively."""
     t = type(value)
     if t is Decimal:
         if value == value.to_integral_value():
             return int(value)
-        return float(value)
+        return value
     if t is list:
         return [to_plain(v) for v in value]
     if t is dict:
@@ -364,29 +367,69 @@ def to_plain(value: Any) -> Any:
     return value
 
 
-def to_json(value: Any) -> Any:
+def with_floats(value: Any) -> Any:
+    """``value`` with its Decimals as floats (containers recursively, dates and the rest as they are):
+    what process data holds, which plugins receive as JSON numbers."""
+    t = type(value)
+    if t is Decimal:
+        return float(value)
+    if t is list:
+        return [with_floats(v) for v in value]
+    if t is dict:
+        return {k: with_floats(v) for k, v in value.items()}
+    return value
+
+
+def to_json(value: Any, *, exact: bool = False) -> Any:
     """Any value the engine produces, as JSON-serialisable data.
 
     Dates, times, date-times and durations become ISO 8601 strings; Decimals become int (when whole)
-    or float; tuples become lists; mapping keys become strings.
+    or float (``exact``: stay Decimal, for a writer that prints their digits, as ``engine decide --json``
+    does); tuples become lists; mapping keys become strings.
     """
     if value is None or isinstance(value, (bool, str, int)):
         return value
     if isinstance(value, float):
         return None if math.isnan(value) or math.isinf(value) else value
     if isinstance(value, Decimal):
-        return to_plain(value)
+        if not value.is_finite():
+            return None
+        if value == value.to_integral_value():
+            return int(value)
+        return value if exact else float(value)
     if isinstance(value, (date, time, timedelta, YearMonthDuration)):
         return format_temporal(value)
     if isinstance(value, Mapping):
-        return {str(k): to_json(v) for k, v in value.items()}
+        return {str(k): to_json(v, exact=exact) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
-        return [to_json(v) for v in value]
+        return [to_json(v, exact=exact) for v in value]
     if isinstance(value, Range):
         return str(value)
     if hasattr(value, "as_dict"):
-        return to_json(value.as_dict())
+        return to_json(value.as_dict(), exact=exact)
     return str(value)
+
+
+def json_text(value: Any, *, indent: int | None = None) -> str:
+    """``value`` (made by ``to_json(..., exact=True)``) as JSON text, every Decimal written as a JSON number
+    with all its digits (``json`` would write a float's 17, or refuse the Decimal)."""
+    digits: dict[str, str] = {}
+
+    def marked(v: Any) -> Any:
+        if type(v) is Decimal:
+            key = f"\u0000{len(digits)}\u0000"
+            digits[key] = str(v)  # a Decimal's text is a JSON number: 0.333..., 1E-7, 1.5E+40
+            return key
+        if isinstance(v, dict):
+            return {k: marked(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [marked(x) for x in v]
+        return v
+
+    text = json.dumps(marked(value), indent=indent, ensure_ascii=False, default=str)
+    for key, number in digits.items():
+        text = text.replace(json.dumps(key), number, 1)
+    return text
 
 
 def type_name(value: Any) -> str:
@@ -400,16 +443,8 @@ def type_name(value: Any) -> str:
         return "number"
     if t is str:
         return "string"
-    if t is datetime:
-        return "date and time"
-    if t is date:
-        return "date"
-    if t is time:
-        return "time"
-    if t is timedelta:
-        return "days and time duration"
-    if t is YearMonthDuration:
-        return "years and months duration"
+    if t in KINDS:
+        return KINDS[t]
     if t is list:
         return "list"
     if isinstance(value, Mapping):
@@ -434,14 +469,9 @@ def show(value: Any) -> str:
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'  # type: ignore[no-any-return]  # type(value) is str, checked above
     if t in (int, Decimal, float):
         return str(to_plain(value))
-    if t is date:
-        return f'date("{value.isoformat()}")'
-    if t is datetime:
-        return f'date and time("{value.isoformat()}")'
-    if t is time:
-        return f'time("{value.isoformat()}")'
-    if t in (timedelta, YearMonthDuration):
-        return f'duration("{format_temporal(value)}")'
+    if t in KINDS:
+        constructor = KINDS[t] if KINDS[t] in ("date", "time", "date and time") else "duration"
+        return f'{constructor}("{format_temporal(value)}")'
     if t is list:
         return "[" + ", ".join(show(v) for v in value) + "]"
     if isinstance(value, Mapping):

@@ -96,6 +96,7 @@ class _Checker:
     def __init__(self, bpmn: Path, dmn_path: Path, registry: Registry) -> None:
         self.bpmn, self.dmn_path, self.registry = bpmn, dmn_path, registry
         self.problems: list[Problem] = []
+        self.warnings: list[Problem] = []  # the DMN file's load warnings: what is null at evaluation
 
     def add(self, message: str, file: Path, node: Any = None, line: int | None = None) -> None:
         self.problems.append(Problem(message, file=str(file), line=line or (node.sourceline if node is not None
@@ -326,7 +327,9 @@ class _Checker:
             self.xsd(tree, xsd, self.dmn_path)
         self.check_dmndi(root)
         try:
-            return dmn.load(self.dmn_path)
+            model = dmn.load(self.dmn_path)
+            self.warnings.extend(model.load_warnings)
+            return model
         except ModelError as e:
             self.problems.extend(e.problems or [Problem(e.message, file=str(self.dmn_path))])
             return None
@@ -460,10 +463,14 @@ def load_models(bpmn: Path, dmn_path: Path, registry: Registry) -> Models:
     )
 
 
-def check_decisions(dmn_path: Path) -> list[Problem]:
-    """The checks of a DMN file on its own: XML, XSD, DMNDI, every cell."""
+def check_decisions(dmn_path: Path, warnings: list[Problem] | None = None) -> list[Problem]:
+    """The checks of a DMN file on its own: XML, XSD, DMNDI, every cell. The problems are returned; when the
+    file loads, what it says that cannot work (FEEL that parses but cannot be evaluated, a decision without
+    logic, a Java function: null at evaluation) is added to ``warnings``."""
     checker = _Checker(Path("-"), dmn_path, Registry({}, []))
     checker.check_dmn()
+    if warnings is not None:
+        warnings.extend(checker.warnings)
     return checker.problems
 
 

@@ -35,6 +35,7 @@ from SpiffWorkflow.util.task import TaskState
 
 from engine.clock import Clock
 from engine.contracts import Task
+from engine.dmn.compiler import CLOCK as FEEL_CLOCK
 from engine.errors import ContractViolation, DecisionError, EngineError, PluginError
 from engine.ledger import Ledger, digest, record_hash
 from engine.plugins.dispatch import CallInterrupted, Dispatcher
@@ -398,8 +399,8 @@ class TaskRunner:
         if compiled is None:
             compiled = compile_feel(expression)
             self.models.expressions[expression] = compiled
-        try:
-            return result_for_spiff(compiled(scope))
+        try:  # now() and today() read the run's clock (a replay's gives the recorded time)
+            return result_for_spiff(compiled({**scope, FEEL_CLOCK: self.run.clock}))
         except EngineError:
             raise
         except Exception as e:
@@ -555,7 +556,7 @@ class TaskRunner:
         step = _step(task.task_spec)
         with self.run.telemetry.span(f"step {step.id}", **{"engine.step": step.id, "engine.decision": decision_ref}):
             result = run_decision(step, decision_ref, result_variable, task.data,
-                                  decisions=self.models.decisions, parameter=self._parameter)
+                                  decisions=self.models.decisions, parameter=self._parameter, clock=self.run.clock)
         warnings = result.record["decision"].get("warnings")
         if warnings:
             self.log.warning("decision_warnings", decision=decision_ref, warnings=warnings)

@@ -37,6 +37,7 @@ from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnSubWorkflowConver
 from SpiffWorkflow.bpmn.serializer.workflow import BpmnWorkflowSerializer
 from SpiffWorkflow.util.task import TaskIterator, TaskState
 
+from engine.dmn import temporal
 from engine.dmn.temporal import YearMonthDuration
 from engine.durable import sync_folder
 from engine.errors import EngineError
@@ -59,6 +60,11 @@ def _registry() -> Any:
     registry.register(date, lambda v: {"value": v.isoformat()}, lambda v: date.fromisoformat(v["value"]))
     registry.register(time, lambda v: {"value": v.isoformat()}, lambda v: time.fromisoformat(v["value"]))
     registry.register(YearMonthDuration, lambda v: {"months": v.months}, lambda v: YearMonthDuration(v["months"]))
+    # FEEL's values beyond Python's types (years outside 1-9999, nanoseconds): kept as their ISO text
+    for kind, parse in ((temporal.FeelDate, temporal.parse_date), (temporal.FeelDateTime, temporal.parse_datetime),
+                        (temporal.FeelTime, temporal.parse_time), (temporal.DayTimeDuration, temporal.parse_duration)):
+        registry.register(kind, lambda v: {"value": temporal.format_temporal(v)},
+                          lambda v, parse=parse: parse(v["value"]))
     return registry
 
 

@@ -28,6 +28,8 @@ from typing import Any
 from SpiffWorkflow.util.task import TaskState
 
 from engine.dmn import DecisionModel
+from engine.dmn.compiler import CLOCK as FEEL_CLOCK
+from engine.dmn.values import with_floats
 from engine.errors import ContractViolation, EngineError, PluginError
 from engine.ledger import digest
 from engine.plugins.loader import LoadedPlugin, Registry
@@ -140,11 +142,12 @@ _WHERE = re.compile(r"^[^\n]*?\.dmn(?::(\d+))?: ")
 
 
 def run_decision(step: Step, decision_ref: str, result_variable: str, data: Mapping[str, Any], *,
-                 decisions: DecisionModel, parameter: Parameter) -> StepResult:
-    """Evaluate a decision over the process variables (and the step's inputs); store its result."""
+                 decisions: DecisionModel, parameter: Parameter, clock: Any = None) -> StepResult:
+    """Evaluate a decision over the process variables (and the step's inputs); store its result. FEEL's
+    ``now()`` and ``today()`` read ``clock`` (the run's: a replay gives them the recorded time)."""
     context = {k: v for k, v in data.items() if not k.startswith("_")}
     context.update(_inputs(step, data, parameter))
-    result = decisions.evaluate(decision_ref, context)
+    result = decisions.evaluate(decision_ref, context if clock is None else {**context, FEEL_CLOCK: clock})
     outcome = result.as_dict()
     decision: dict[str, Any] = {"id": result.decision_id, "result": outcome["value"],
                                 "matched_rules": result.matched_rules, **result.explanation()}
@@ -159,7 +162,8 @@ def run_decision(step: Step, decision_ref: str, result_variable: str, data: Mapp
         decision["warnings"] = [_WHERE.sub(lambda m: f"line {m.group(1)}: " if m.group(1) else "", w)
                                 for w in outcome["warnings"]]
     record = {"decision": decision, "status": "completed", "input_digest": digest(context)}
-    return StepResult(_with_outputs(step, data, {result_variable: result.value}, parameter), record)
+    # process data holds floats, as plugins receive numbers in JSON (the ledger records the same)
+    return StepResult(_with_outputs(step, data, {result_variable: with_floats(result.value)}, parameter), record)
 
 
 def flows_taken(task: Any) -> list[str] | None:

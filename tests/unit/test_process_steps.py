@@ -335,3 +335,34 @@ def test_flows_taken_names_the_flows_each_gateway_took(tmp_path, n, exclusive, i
     gateways = {"xor", "merge", "or", "join_or", "and", "join_and", "race"}
     others = {element: flows for element, flows in taken.items() if element not in gateways}
     assert {"start", "x", "y", "now", "end"} <= set(others) and set(others.values()) == {None}
+
+
+def test_now_and_today_in_a_decision_read_the_runs_clock(tmp_path):
+    from engine.clock import FixedClock
+
+    model_path = tmp_path / "clocked.dmn"
+    model_path.write_text(
+        '<definitions xmlns="https://www.omg.org/spec/DMN/20191111/MODEL/" id="d" name="d" namespace="n">'
+        '<decision id="when" name="when"><literalExpression><text>string(today()) + " " + string(now())</text>'
+        '</literalExpression></decision></definitions>')
+    model = dmn.load(model_path)
+    clock = FixedClock(datetime(2031, 5, 6, 7, 8, 9, tzinfo=UTC))
+    result = run_decision(Step("D", "When", "businessRuleTask"), "when", "out", data(), decisions=model,
+                          parameter=parameter, clock=clock)
+    assert result.variables["out"] == "2031-05-06 2031-05-06T07:08:10Z"  # the clock moved a second per reading
+
+
+def test_a_decisions_decimal_result_reaches_process_data_as_a_json_number(tmp_path):
+    from decimal import Decimal
+
+    model_path = tmp_path / "third.dmn"
+    model_path.write_text(
+        '<definitions xmlns="https://www.omg.org/spec/DMN/20191111/MODEL/" id="d" name="d" namespace="n">'
+        '<decision id="third" name="third"><literalExpression><text>[1/3, 2]</text>'
+        '</literalExpression></decision></definitions>')
+    model = dmn.load(model_path)
+    assert model.evaluate("third", {}).value == [Decimal("0.3333333333333333333333333333333333"), 2]  # the API: exact
+    result = run_decision(Step("D", "Third", "businessRuleTask"), "third", "out", data(), decisions=model,
+                          parameter=parameter)
+    assert result.variables["out"] == [1 / 3, 2] and type(result.variables["out"][0]) is float  # what plugins get
+    assert result.record["decision"]["result"] == [1 / 3, 2]  # and what the ledger records, as before

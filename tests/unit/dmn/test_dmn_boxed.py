@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,7 @@ def test_bkm_wrapping_a_decision_table_is_called_by_position(model):
 
 def test_bkm_called_with_named_arguments_in_any_order(model):
     # Discount tier 2(percent: 10, price: Rate table(weight: 8, zone: "domestic")) = 6 - 0.6
-    assert model.evaluate("Price by name", PARCEL).value == 5.4
+    assert model.evaluate("Price by name", PARCEL).value == Decimal("5.4")
 
 
 def test_boxed_invocation_binds_parameters_by_name(model):
@@ -119,14 +120,13 @@ def test_problems_in_bkms_and_boxed_expressions_are_reported_at_load():
     assert all(p.file.endswith("bkm_problems.dmn") for p in problems)
     assert (8, "businessKnowledgeModel 'Fee' Fee", "literal expression 'amount * ' does not parse") in found
     messages = "\n".join(p.message for p in problems)
-    assert "function kind 'Java' is not supported" in messages
     assert "requiredKnowledge '#b_fe' names no businessKnowledgeModel in this file; did you mean '#b_fee'?" \
         in messages
-    assert "the invocation binds 'amout', which is not a parameter of 'Fee' (amount); did you mean 'amount'?" \
-        in messages
     assert "context entry 1 of the context has no variable" in messages
-    assert "unknown function 'Fees'; did you mean 'Fee'?" in messages
-    assert len(problems) == 6
+    # a Java function, a binding that names no parameter and an unknown function are null at evaluation, with
+    # a warning (tests/unit/dmn/test_dmn_lenient_load.py), not problems
+    assert "Java" not in messages and "amout" not in messages and "Fees" not in messages
+    assert len(problems) == 3
     assert all(p.line for p in problems)
 
 
@@ -158,12 +158,23 @@ def test_decision_service_is_called_like_a_function_and_returns_its_outputs(make
 <decision id="d_tenfold" name="tenfold"><variable name="tenfold"/>
   <informationRequirement><requiredInput href="#i_n"/></informationRequirement>
   <literalExpression><text>n * 10</text></literalExpression></decision>
+<decision id="d_half" name="half"><variable name="half"/>
+  <informationRequirement><requiredInput href="#i_n"/></informationRequirement>
+  <literalExpression><text>n / 2</text></literalExpression></decision>
 <decisionService id="s" name="Tenfold service"><variable name="Tenfold service"/>
   <outputDecision href="#d_tenfold"/><inputData href="#i_n"/></decisionService>
+<decisionService id="s2" name="Both"><variable name="Both"/>
+  <outputDecision href="#d_tenfold"/><outputDecision href="#d_half"/><inputData href="#i_n"/></decisionService>
 <decision id="d" name="d"><knowledgeRequirement><requiredKnowledge href="#s"/></knowledgeRequirement>
-  <literalExpression><text>Tenfold service(4).tenfold + Tenfold service(n: "1").tenfold</text></literalExpression>
+  <literalExpression><text>Tenfold service(4) + Tenfold service(n: "1")</text></literalExpression>
+</decision>
+<decision id="d2" name="d2"><knowledgeRequirement><requiredKnowledge href="#s2"/></knowledgeRequirement>
+  <literalExpression><text>Both(4)</text></literalExpression>
 </decision>"""
-    assert dmn.load(make_dmn(body), filename="service.dmn").evaluate("d", {"n": 100}).value == 50
+    model = dmn.load(make_dmn(body), filename="service.dmn")
+    # one output decision: its value; several: a context of them by name (DMN 1.3, 10.4)
+    assert model.evaluate("d", {"n": 100}).value == 50
+    assert model.evaluate("d2", {"n": 100}).value == {"tenfold": 40, "half": 2}
 
 
 def test_decision_service_with_an_unknown_output_is_reported(make_dmn):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ def model() -> dmn.DecisionModel:
 
 def test_unique_gives_the_one_matching_rule(model):
     result = model.evaluate("unique_discount", {"customer": "gold", "amount": 150})
-    assert result.value == 0.15
+    assert result.value == Decimal("0.15")
     assert result.matched_rules == ["gold_large"]
 
 

@@ -13,8 +13,8 @@ PACKAGE = Path(engine.dmn.__file__).parent
 
 def test_exported_names():
     assert sorted(dmn.__all__) == ["Decision", "DecisionModel", "DecisionResult", "FeelSyntaxError", "InputClause",
-                                   "OutputClause", "Rule", "YearMonthDuration", "check", "compile_expression", "load",
-                                   "to_json"]
+                                   "OutputClause", "Rule", "YearMonthDuration", "check", "compile_expression",
+                                   "json_text", "load", "to_json"]
     for name in dmn.__all__:
         assert getattr(dmn, name) is not None
 
