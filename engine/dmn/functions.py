@@ -115,7 +115,9 @@ def feel_string(value: Any) -> str | None:
         return value
     if is_number(value):
         d = _num(value)
-        return format(d.normalize(DEC), "f") if d != d.to_integral_value() else str(int(d))  # 34 digits
+        if d == d.to_integral_value() and d.adjusted() < 34:
+            return str(int(d))
+        return format(d.normalize(DEC), "f")  # 34 digits (a whole number beyond them written out in full)
     if type(value) in KINDS:  # dates, times, durations, also of years and precisions Python cannot hold
         return format_temporal(value)
     return show(to_plain(value))

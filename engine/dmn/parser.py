@@ -16,6 +16,7 @@ from decimal import Decimal
 
 from engine.dmn import syntax as s
 from engine.dmn.lexer import KEYWORDS, FeelSyntaxError, Token, tokenize
+from engine.dmn.values import DEC
 
 _COMPARISONS = ("=", "!=", "<", "<=", ">", ">=")
 _FIRST_WORD = re.compile(r"[^\W\d]\w*")
@@ -303,11 +304,15 @@ class _Parser:
         if t.kind == "number":
             self.take()
             text = t.text if not t.text.startswith(".") else "0" + t.text
-            if "e" in text or "E" in text:
-                number = Decimal(text)
-                whole = number.adjusted() < 34 and number == number.to_integral_value()
-                return s.Literal(int(number) if whole else number)
-            return s.Literal(int(text) if "." not in text else Decimal(text))
+            if text.isdigit() and len(text) <= 34:
+                return s.Literal(int(text))
+            try:  # FEEL's numbers are decimal128: a literal of more digits is rounded to 34 (a Python int of
+                number = DEC.create_decimal(text)  # thousands of digits could not even be written as text)
+            except ArithmeticError as e:
+                raise FeelSyntaxError(f"number {text[:20]}{'...' if len(text) > 20 else ''} is out of FEEL's "
+                                      "range", t.pos + 1) from e
+            whole = number.adjusted() < 34 and number == number.to_integral_value()
+            return s.Literal(int(number) if whole else number)
         if t.kind == "string":
             self.take()
             return s.Literal(t.value)

@@ -236,10 +236,17 @@ def _dec(value: int | Decimal) -> Decimal:
 
 
 def number_result(value: Decimal) -> int | Decimal:
-    """Decimal results that are whole numbers become ints, so ``2 * 1.5`` is ``3``."""
-    if value == value.to_integral_value():
+    """Decimal results that are whole numbers become ints, so ``2 * 1.5`` is ``3`` (up to 34 digits: a
+    larger one stays a Decimal, ``1E+5000``, which an int of that size could not even be written as)."""
+    if value == value.to_integral_value() and value.adjusted() < 34:
         return int(value)
     return value
+
+
+def _writable(value: int) -> int | Decimal:
+    """An int as callers get it: itself, or beyond what Python writes as text (4,300 digits), rounded to
+    FEEL's 34 digits."""
+    return value if value.bit_length() <= 14_000 else DEC.create_decimal(value)
 
 
 _TEMPORAL_ERRORS = (ArithmeticError, ValueError, OverflowError, TypeError)
@@ -342,8 +349,8 @@ def power(a: Any, b: Any) -> Any:
     if not ((ta is int or ta is Decimal) and (tb is int or tb is Decimal)):
         return None
     try:
-        if ta is int and tb is int and 0 <= b <= 10_000:
-            return a**b
+        if ta is int and tb is int and 0 <= b <= 10_000 and (abs(a) <= 1 or b * abs(a).bit_length() <= 112):
+            return a**b  # exact while within decimal128's 34 digits; beyond, rounded like every FEEL number
         return number_result(DEC.power(_dec(a), _dec(b)))
     except (ArithmeticError, ValueError, OverflowError):
         return None
@@ -355,9 +362,9 @@ def to_plain(value: Any) -> Any:
     not a float); containers recursively."""
     t = type(value)
     if t is Decimal:
-        if value == value.to_integral_value():
-            return int(value)
-        return value
+        return number_result(value) if value.is_finite() else None
+    if t is int:
+        return _writable(value)
     if t is list:
         return [to_plain(v) for v in value]
     if t is dict:
@@ -387,16 +394,23 @@ def to_json(value: Any, *, exact: bool = False) -> Any:
     or float (``exact``: stay Decimal, for a writer that prints their digits, as ``engine decide --json``
     does); tuples become lists; mapping keys become strings.
     """
-    if value is None or isinstance(value, (bool, str, int)):
+    if value is None or isinstance(value, (bool, str)):
         return value
+    if isinstance(value, int):
+        value = _writable(value)
+        if type(value) is int:
+            return value
     if isinstance(value, float):
         return None if math.isnan(value) or math.isinf(value) else value
     if isinstance(value, Decimal):
         if not value.is_finite():
             return None
-        if value == value.to_integral_value():
+        if value == value.to_integral_value() and value.adjusted() < 34:
             return int(value)
-        return value if exact else float(value)
+        if exact:
+            return value
+        number = float(value)
+        return number if math.isfinite(number) else str(value)  # beyond a float: its digits as text
     if isinstance(value, (date, time, timedelta, YearMonthDuration)):
         return format_temporal(value)
     if isinstance(value, Mapping):

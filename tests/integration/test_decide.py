@@ -295,3 +295,16 @@ def test_decide_json_keeps_every_digit_of_a_decimal_result(tmp_path):
                                {"a": Decimal("0.3333333333333333333333333")}, Decimal("0.3")]}
     plain = decide("third", "--model", model, "--input-json", inputs, cwd=tmp_path).stdout
     assert json.loads(plain, parse_float=Decimal) == body["result"]
+
+
+def test_a_model_with_a_number_of_thousands_of_digits_is_no_internal_error(tmp_path):
+    model = tmp_path / "big.dmn"
+    model.write_text('<definitions xmlns="https://www.omg.org/spec/DMN/20191111/MODEL/" id="d" name="d" namespace="n">'
+                     f'<decision id="x" name="x"><literalExpression><text>{"9" * 5000} + 1</text>'
+                     '</literalExpression></decision></definitions>')
+    proc = decide("x", "--model", model, cwd=tmp_path)
+    assert proc.stdout.strip() == "1.000000000000000000000000000000000E+5000"  # decimal128, as FEEL computes
+    from decimal import Decimal
+
+    body = json.loads(decide("x", "--model", model, "--json", cwd=tmp_path).stdout, parse_float=Decimal)
+    assert body == {"result": Decimal("1.000000000000000000000000000000000E+5000")}
