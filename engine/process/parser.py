@@ -15,6 +15,7 @@ import sys
 from copy import deepcopy
 from typing import Any
 
+from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.parser.event_parsers import EventBasedGatewayParser
 from SpiffWorkflow.bpmn.parser.task_parsers import ConditionalGatewayParser, GatewayParser, SubprocessParser
 from SpiffWorkflow.bpmn.parser.util import full_tag
@@ -42,6 +43,7 @@ from SpiffWorkflow.camunda.parser.task_spec import (
     SubWorkflowParser,
 )
 from SpiffWorkflow.specs.base import TaskSpec
+from SpiffWorkflow.util.deep_merge import DeepMerge
 from SpiffWorkflow.util.task import TaskState
 
 from engine.errors import EngineError
@@ -453,6 +455,51 @@ class _EventBasedGatewayParser(_KeepsFlows, EventBasedGatewayParser):  # type: i
     pass
 
 
+def _join_in_flow_order(spec: Any, my_task: Any) -> None:
+    """Merge a join's branches' data (a parallel or inclusive gateway) in the order of its incoming flows,
+    not in the order the branches arrived. SpiffWorkflow merges by arrival time (each task's
+    ``last_state_change``, the wall clock) and lets the last branch to arrive win a variable two branches
+    set: with branches running at the same time, that made a run's data, and so its state digests, depend
+    on timing, and ``engine replay`` could derive other data than the run recorded. In flow order the
+    joined data is the same whatever the timing (the last incoming flow's branch wins a conflict)."""
+    arrived = [t for t in my_task.workflow.tasks.values()
+               if t.task_spec == spec and (t is my_task or (t.has_state(TaskState.FINISHED_MASK)
+                                                            and not my_task.is_descendant_of(t)))]
+    order = {input_spec: index for index, input_spec in enumerate(spec.inputs)}
+    merged: dict[str, Any] = {}
+    for task in sorted(arrived, key=lambda t: (order.get(t.parent.task_spec, len(order)), t.last_state_change)):
+        DeepMerge.merge(merged, task.parent.data)
+        if task is not my_task and task.has_state(TaskState.COMPLETED):
+            task._drop_children(force=True)  # as SpiffWorkflow does: a branch reset must not leave its old tail
+    # the values are the flow-ordered merge; the keys keep the order the task's own branch gives them (as
+    # SpiffWorkflow's inherited data would), so that the state journal restores the very same dict
+    own = my_task.parent.data
+    my_task.data = {**{k: merged[k] for k in own if k in merged},
+                    **{k: v for k, v in merged.items() if k not in own}}
+
+
+class EngineParallelGateway(ParallelGateway):  # type: ignore[misc]
+    """A parallel gateway that joins in flow order (:func:`_join_in_flow_order`)."""
+
+    def _run_hook(self, my_task: Any) -> bool:
+        _join_in_flow_order(self, my_task)
+        return True
+
+
+class EngineInclusiveGateway(InclusiveGateway):  # type: ignore[misc]
+    """An inclusive gateway that joins in flow order, then takes its flows as SpiffWorkflow's does."""
+
+    def _run_hook(self, my_task: Any) -> bool:
+        _join_in_flow_order(self, my_task)
+        matches, defaults = self._get_matching_outputs(my_task)
+        if not matches and not defaults:
+            raise WorkflowTaskException("No conditions satisfied on gateway", task=my_task)
+        my_task._sync_children(matches or defaults, TaskState.FUTURE)
+        for child in my_task.children:
+            child.task_spec._predict(child, mask=TaskState.FUTURE | TaskState.PREDICTED_MASK)
+        return True
+
+
 class EngineParser(CamundaParser):  # type: ignore[misc]
     """Camunda's parser with the engine's service and business rule tasks, and multi-instance as Camunda."""
 
@@ -467,7 +514,7 @@ class EngineParser(CamundaParser):  # type: ignore[misc]
         full_tag("callActivity"): (_CallParser, MappedCallActivity),
         full_tag("transaction"): (_SubprocessParser, TransactionSubprocess),
         full_tag("exclusiveGateway"): (_ConditionalGatewayParser, ExclusiveGateway),
-        full_tag("inclusiveGateway"): (_ConditionalGatewayParser, InclusiveGateway),
-        full_tag("parallelGateway"): (_GatewayParser, ParallelGateway),
+        full_tag("inclusiveGateway"): (_ConditionalGatewayParser, EngineInclusiveGateway),
+        full_tag("parallelGateway"): (_GatewayParser, EngineParallelGateway),
         full_tag("eventBasedGateway"): (_EventBasedGatewayParser, EventBasedGateway),
     }

@@ -828,7 +828,7 @@ def _step_type(spec: Any) -> str:
         return "businessRuleTask"
     if isinstance(spec, SequentialInstances | ParallelInstances):
         return "multiInstanceBody"
-    name = type(spec).__name__
+    name = type(spec).__name__.removeprefix("Engine")  # the engine's own specs keep the BPMN element's name
     return name[0].lower() + name[1:]
 
 

@@ -172,3 +172,21 @@ def test_a_multi_instance_collection_that_is_no_list_fails_the_task_naming_the_a
     records = [json.loads(x)["record"] for x in (ws / ".engine" / "ledger" / "ledger.jsonl").read_text().splitlines()]
     [failed] = [r for r in records if r.get("task_id") == "n1" and r.get("kind") == "step" and r["status"] == "error"]
     assert failed["step"] == "Task_each" and failed["reason"] == reason
+
+
+@pytest.mark.parametrize(("a", "b"), [(0.1, 1.2), (1.2, 0.1)], ids=["b-arrives-last", "a-arrives-last"])
+def test_a_parallel_join_merges_its_branches_in_flow_order_whatever_the_timing(ws, data_dir, tmp_path, a, b):
+    """Both branches set `label` (the napper's output); after the join it is the last incoming flow's
+    branch's ("b"), whichever branch finished last: the joined data does not depend on timing, so a
+    replay derives what the run recorded."""
+    text = (data_dir / "process" / "parallel_naps.bpmn").read_text()
+    text = text.replace(">${1}<", ">${task.args.a}<", 1).replace(">${1}<", ">${task.args.b}<", 1)
+    text = text.replace('>task.id != "none"<', '>label = "b"<')  # Flow_x: taken when the joined label is b's
+    model_dir = tmp_path / "models" / "process"
+    model_dir.mkdir(parents=True)
+    (model_dir / "joined.bpmn").write_text(text)
+    folder, report, steps, took = run_model(ws, model_dir.parent, "joined.bpmn",
+                                            {"id": "j1", "tool": "x", "args": {"a": a, "b": b}})
+    assert folder == "done"
+    labels = [o["output"]["label"] for o in outputs(ws)]
+    assert sorted(labels[:2]) == ["a", "b"] and "x" in labels  # the join gave b's label both times
