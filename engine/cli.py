@@ -155,10 +155,13 @@ def init(ctx: click.Context, directory: Path | None, example: bool, as_json: boo
               help="Seconds between inbox checks when not draining.")
 @click.option("--whatif", is_flag=True,
               help="Plan only: run the inbox's tasks with every change planned, none made; nothing is claimed.")
+@click.option("--canary", "canary", type=click.FloatRange(min=0, max=100), metavar="PERCENT",
+              help="Run only this share of the task files (a stable hash of the first task's id); move the others "
+                   "to [legacy] old_inbox for the old worker (docs/migration.md).")
 @click.option("--json", "as_json", is_flag=True,
               help="Stream one JSON object per line: each event of the run, run_finished last (docs/cli-json.md).")
 @click.pass_context
-def run(ctx: click.Context, drain: bool, poll_sec: float, whatif: bool, as_json: bool) -> int:
+def run(ctx: click.Context, drain: bool, poll_sec: float, whatif: bool, canary: float | None, as_json: bool) -> int:
     """Run task files from the inbox through the process (until interrupted, or until empty with --drain).
 
     On a terminal a live panel shows files and tasks finished of those waiting, what runs now (file,
@@ -166,6 +169,8 @@ def run(ctx: click.Context, drain: bool, poll_sec: float, whatif: bool, as_json:
     from engine.kernel import Kernel
     from engine.progress import RunProgress
 
+    if canary is not None and whatif:
+        raise UsageError("--canary routes task files and --whatif moves none: use `engine shadow FILE` to plan one")
     ws = _workspace(ctx)
     kernel = Kernel(ws)
     progress = RunProgress()
@@ -204,7 +209,7 @@ def run(ctx: click.Context, drain: bool, poll_sec: float, whatif: bool, as_json:
             summary = kernel.whatif(stop=lambda: stopping["flag"], on_plan=planned if as_json else _print_plan)
         elif as_json or not out.is_terminal:
             summary = kernel.run(drain=drain, stop=lambda: stopping["flag"], poll_sec=poll_sec,
-                                 on_event=stream if as_json else lines)
+                                 on_event=stream if as_json else lines, canary=canary)
         else:
             from rich.live import Live
 
@@ -216,7 +221,8 @@ def run(ctx: click.Context, drain: bool, poll_sec: float, whatif: bool, as_json:
                     out.print(redact(progress.line(event) or ""), markup=False)
 
             with live:
-                summary = kernel.run(drain=drain, stop=lambda: stopping["flag"], poll_sec=poll_sec, on_event=shown)
+                summary = kernel.run(drain=drain, stop=lambda: stopping["flag"], poll_sec=poll_sec, on_event=shown,
+                                     canary=canary)
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
@@ -229,7 +235,10 @@ def run(ctx: click.Context, drain: bool, poll_sec: float, whatif: bool, as_json:
         left = {"inbox": counts["inbox"], "processing": counts["processing"]}
         if left["inbox"] + left["processing"]:
             code = ExitCode.INTERRUPTED
+    why = f"{ws.tasks.name}/{summary.stopped_by} exists" if not whatif and summary.stopped_by else None
     if as_json:
+        if why:
+            _event({"event": "warning", "ts": kernel.clock.now().isoformat(), "message": f"stopped: {why}"})
         _event({"event": "run_finished", "ts": kernel.clock.now().isoformat(), "run_id": summary.run_id,
                 "whatif": whatif, "files": {k: len(v) for k, v in summary.files.items()}, "tasks": summary.tasks,
                 "interrupted": summary.interrupted, "left": left, "exit_code": int(code)})
@@ -247,7 +256,8 @@ def run(ctx: click.Context, drain: bool, poll_sec: float, whatif: bool, as_json:
     parked = f", {files['parked']} parked" if files.get("parked") else ""
     out.print(f"run {summary.run_id}: {files['done']} file(s) done, {files['failed']} failed, "
               f"{files['quarantine']} quarantined{parked}; tasks: {counted['done']} done, {counted['failed']} failed, "
-              f"{counted['quarantine']} quarantined" + (" (stopped by signal)" if summary.interrupted else ""))
+              f"{counted['quarantine']} quarantined" + (f" (stopped: {why})" if why else " (stopped by signal)"
+                                                      if summary.interrupted else ""))
     if not summary.ok:
         out.print(f"see the .error.json / .result.json files beside them in {ws.tasks.relative_to(ws.root)}/")
     if code == ExitCode.INTERRUPTED:
@@ -586,6 +596,110 @@ def requeue(ctx: click.Context, name: str, as_json: bool) -> int:
     else:
         out.print(f"requeued {name} from {folder}/ (its report stays there)", markup=False)
     return ExitCode.OK
+
+
+@cli.command()
+@click.argument("task_file", metavar="FILE", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--old-ledger", "old_ledger", required=True, metavar="PATH",
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The old worker's ledger (one JSON line per attempt: ts, id, tool, attempt, exit, ok, repo).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (docs/cli-json.md).")
+@click.pass_context
+def shadow(ctx: click.Context, task_file: Path, old_ledger: Path, as_json: bool) -> int:
+    """Plan FILE with the new kernel (as `engine run --whatif`: nothing claimed or changed) and set each
+    task's planned outcome beside the old worker's recorded one. Exit 0 when they agree, 1 when they differ."""
+    from engine.audit.shadow import shadow as compare
+    from engine.kernel import Kernel
+
+    ws = _workspace(ctx)
+    report = compare(Kernel(ws), task_file, old_ledger)
+    code = ExitCode.TASKS_FAILED if report["differences"] else ExitCode.OK
+    if as_json:
+        out.print_json(json.dumps(redact(report), default=str))
+        return code
+
+    def said(side: dict[str, Any] | None, new: bool) -> str:
+        if side is None:
+            return "-"
+        status = side["status"] if new else ("ok" if side["ok"] else "failed")
+        return f"{status} (exit {side['exit']})" if side.get("exit") is not None else status
+
+    for problem in report["problems"]:
+        err.print(f"warning: {problem}", markup=False)
+    for task in report["tasks"]:
+        mark = "agree " if task["agree"] else "DIFFER"
+        out.print(redact(f"{mark} {task['id']}: old {said(task['old'], False)}, new {said(task['new'], True)}"),
+                  markup=False)
+    for diff in report["differences"]:
+        out.print(redact(f"difference {diff['kind']}: {diff['id']}"), markup=False)
+    out.print(f"{report['agree']} of {len(report['tasks'])} task(s) agree, {len(report['differences'])} differ"
+              + (f"; the plans are in .engine/whatif/{report['whatif_run']}/" if report["whatif_run"] else ""))
+    return code
+
+
+@cli.command()
+@click.argument("directory", metavar="DIR", type=click.Path(exists=True, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help='Print {"dir": ..., "files": [...], "counts": {...}, "ok": ...}.')
+@click.pass_context
+def migrate(ctx: click.Context, directory: Path, as_json: bool) -> int:
+    """Check an old worker's queue folder: every *.jsonl file under DIR (subfolders too, or DIR itself when it
+    is a file), each line as the queue would read it: task.v1 as it is, converted from the old worker's format
+    (with the task.v1 it becomes), or refused (with every problem). Changes nothing; exit 0 when every line
+    is read, 1 otherwise."""
+    from engine.legacy import TaskAdapter
+    from engine.queue import TaskQueue
+    from engine.workspace import Workspace
+
+    try:
+        root = Workspace.find(ctx.obj.get("workspace")).root
+    except WorkspaceError:
+        root = None  # no workspace: the default settings
+    adapter = TaskAdapter.for_workspace(root) if root is not None else TaskAdapter(workspace=Path.cwd())
+    if adapter.mode == "off":  # migrate checks the conversion the workspace would turn on
+        adapter = TaskAdapter("auto", repo=adapter.repo, workspace=adapter.workspace)
+    paths = [directory] if directory.is_file() else sorted(p for p in directory.rglob("*.jsonl") if p.is_file())
+    if not paths:
+        raise UsageError(f"{directory} holds no *.jsonl file")
+    queue = TaskQueue((root or Path.cwd()) / ".tasks", worker="migrate")  # only its reading is used
+    files: list[dict[str, Any]] = []
+    counts = {"task.v1": 0, "converted": 0, "refused": 0}
+    for path in paths:
+        name = path.name if path == directory else path.relative_to(directory).as_posix()
+        parsed = queue.parse_file(path, name, adapter=adapter)
+        lines: dict[int, dict[str, Any]] = {}
+        for item in parsed.tasks:
+            status = "converted" if "legacy" in item.task.metadata else "task.v1"
+            lines[item.line] = {"line": item.line, "status": status, "task": item.task.as_data(), "problems": []}
+        for problem in parsed.problems:
+            if problem.line is None:
+                continue
+            entry = lines.setdefault(problem.line, {"line": problem.line, "status": "refused", "task": None,
+                                                    "problems": []})
+            entry["status"], entry["task"] = "refused", None  # a repeated id: read, but not runnable
+            entry["problems"].append(problem.as_dict())
+        for entry in lines.values():
+            counts[entry["status"]] += 1
+        files.append({"file": name, "lines": [lines[n] for n in sorted(lines)],
+                      "problems": [p.as_dict() for p in parsed.problems if p.line is None]})
+    ok = counts["refused"] == 0 and not any(f["problems"] for f in files)
+    document = redact({"dir": str(directory), "mode": adapter.mode, "files": files, "counts": counts, "ok": ok})
+    if as_json:
+        out.print_json(json.dumps(document))
+    else:
+        for entry_file in document["files"]:
+            out.print(entry_file["file"], markup=False)
+            for problem in entry_file["problems"]:
+                out.print(f"  {problem['message']}", markup=False)
+            for entry in entry_file["lines"]:
+                if entry["task"] is not None:
+                    body = json.dumps(entry["task"], sort_keys=True)
+                    out.print(f"  {entry['line']:>4}  {entry['status']:<9}  {body}", markup=False)
+                for problem in entry["problems"]:
+                    out.print(f"  {entry['line']:>4}  refused    {problem.get('path') or '$'}: {problem['message']}",
+                              markup=False)
+        out.print(f"{counts['task.v1']} task.v1, {counts['converted']} converted, {counts['refused']} refused",
+                  markup=False)
+    return ExitCode.OK if ok else ExitCode.TASKS_FAILED
 
 
 @cli.group()

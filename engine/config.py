@@ -40,6 +40,10 @@ roots = []
 [ledger]
 # The audit ledger's current file is sealed as a numbered segment once it reaches this many MiB.
 segment_mb = 64
+# During a migration from the old worker: also append each task attempt, in the old worker's format
+# ({ts, id, tool, attempt, exit, ok, repo}, its exit codes), to dual_write_path (relative to the workspace).
+dual_write = false
+dual_write_path = "logs/ledger.jsonl"
 
 [plugins]
 # On SIGTERM/SIGINT, how long a plugin call in flight may go on before its worker is stopped and the
@@ -47,6 +51,9 @@ segment_mb = 64
 stop_grace_sec = 3.0
 # A worker that timed out gets SIGTERM, then SIGKILL after this many seconds.
 kill_grace_sec = 1.0
+# The executables a task of tool "command" may run (command-runner): names found on PATH, or paths
+# relative to the task's repository, exactly as tasks write them. Empty: no task runs any executable.
+command_runner_allow = []
 
 [telemetry]
 # OpenTelemetry export of the run's spans: "none", "console" (to the log file) or "otlp" (HTTP).
@@ -69,6 +76,22 @@ forbidden_environments = ["production"]
 # packages (names or requirements, "urllib3<2") or licences (SPDX ids or names).
 deny_packages = []
 deny_licenses = []
+
+[legacy]
+# A task from the old worker whose tool has no plugin runs the way the old worker ran it (its executable,
+# its flags and its prompt file) through command-runner's legacy operation, marked legacy in the ledger.
+# The executable must still be in [plugins] command_runner_allow.
+executor = false
+# `engine run --canary PERCENT` moves the task files it leaves to the old worker into this folder (relative
+# to the workspace, or absolute): the folder the old worker reads.
+old_inbox = ".tasks/legacy-inbox"
+# How task lines in the old worker's format are read: "auto" converts a line task.v1 refuses when it has
+# the old worker's shape (an argv array in args, top-level retry fields, no id, ...); "always" reads every
+# line as the old worker's; "off" reads task.v1 only. A converted task records the conversion in its
+# metadata.legacy and in the ledger.
+adapter = "auto"
+# The repository of an old worker's line that names none (the old worker's own repository).
+repo = "."
 """
 
 
@@ -87,11 +110,14 @@ class ReposConfig(_Section):
 
 class LedgerConfig(_Section):
     segment_mb: int = Field(64, ge=1, le=1 << 20)  # MiB a ledger file holds before it is sealed as a segment
+    dual_write: bool = False  # also the old worker's ledger lines (engine.audit.legacy_ledger)
+    dual_write_path: str = Field("logs/ledger.jsonl", min_length=1)  # relative to the workspace, or absolute
 
 
 class PluginsConfig(_Section):
     stop_grace_sec: float = Field(3.0, ge=0, le=3600)
     kill_grace_sec: float = Field(1.0, ge=0, le=60)
+    command_runner_allow: list[str] = Field(default_factory=list)  # read by command-runner from engine.toml
 
 
 class TelemetryConfig(_Section):
@@ -110,6 +136,15 @@ class PolicyConfig(_Section):
     deny_licenses: list[str] = Field(default_factory=list)  # for the SBOM check: SPDX ids or names
 
 
+class LegacyConfig(_Section):
+    """``[legacy]``: old-worker tasks. ``executor``: a tool with no plugin runs through command-runner."""
+
+    executor: bool = False  # read by command-runner from engine.toml
+    adapter: Literal["auto", "always", "off"] = "auto"  # engine.legacy.TaskAdapter: how task lines are read
+    repo: str = Field(".", min_length=1)  # the repository of a legacy line that names none
+    old_inbox: str = Field(".tasks/legacy-inbox", min_length=1)  # where `engine run --canary` leaves old work
+
+
 class Config(_Section):
     queue: QueueConfig = QueueConfig()
     repos: ReposConfig = ReposConfig()
@@ -117,6 +152,7 @@ class Config(_Section):
     plugins: PluginsConfig = PluginsConfig()
     telemetry: TelemetryConfig = TelemetryConfig()
     policy: PolicyConfig = PolicyConfig()
+    legacy: LegacyConfig = LegacyConfig()
 
 
 class BreakerPolicy(_Section):

@@ -19,6 +19,8 @@ from typing import Any
 
 import structlog
 
+from engine.audit.legacy_ledger import dual_writer
+from engine.canary import CanaryRouter, StopFile
 from engine.clock import Clock
 from engine.errors import EngineError, LedgerBroken, PluginLoadError, PolicyDenied, Problem
 from engine.heartbeat import Heartbeat
@@ -49,6 +51,7 @@ class RunSummary:
                                                                  "parked": []})
     tasks: dict[str, int] = field(default_factory=lambda: {"done": 0, "failed": 0, "quarantine": 0})
     interrupted: bool = False
+    stopped_by: str | None = None  # what stopped the run when no signal did (a STOP.HEADLESS file)
 
     @property
     def ok(self) -> bool:
@@ -93,6 +96,8 @@ class Kernel:
         self.beat = Heartbeat(ws.state_dir, self.worker)
         self._listener: Listener | None = None
         self._at_start: set[str] = set()  # the task files waiting when the run started
+        self.dual = dual_writer(ws.root, self.config, self.models)  # [ledger] dual_write: the old worker's lines
+        self.canary: float | None = None  # `engine run --canary PERCENT`: the share of task files run here
 
     def _rollback_decision(self, inputs: dict[str, Any]) -> str:
         return str(self.models.decisions.evaluate(ROLLBACK_DECISION, inputs).value)
@@ -125,15 +130,21 @@ class Kernel:
         self.telemetry.flush()
 
     def run(self, *, drain: bool, stop: Callable[[], bool] = lambda: False, poll_sec: float = 1.0,
-            on_event: Listener | None = None) -> RunSummary:
-        """Process task files until the inbox is empty (``drain``) or ``stop()`` says so. ``on_event`` gets
-        each event of the run as it happens (a file claimed, a task started, a step, a timer waited on, a
-        task or file finished), in the run's thread."""
+            on_event: Listener | None = None, canary: float | None = None) -> RunSummary:
+        """Process task files until the inbox is empty (``drain``) or ``stop()`` says so (or a
+        ``.tasks/STOP.HEADLESS`` file exists). ``on_event`` gets each event of the run as it happens (a file
+        claimed, a task started, a step, a timer waited on, a task or file finished), in the run's thread.
+        ``canary``: run only that percentage of the task files, leave the others to the old worker
+        (``engine.canary``)."""
         self.check_run_start()
         self._listener = on_event
+        self.canary = canary
+        halt = StopFile(self.ws.tasks, stop)
         try:
             with self.telemetry.span("engine run", **{"engine.drain": drain}):
-                return self._run(drain=drain, stop=stop, poll_sec=poll_sec)
+                summary = self._run(drain=drain, stop=halt, poll_sec=poll_sec)
+                summary.stopped_by = halt.path.name if halt.seen and not stop() else None
+                return summary
         finally:
             self.beat.stop()  # a worker that stops cleanly leaves no heartbeat
             self._listener = None
@@ -163,6 +174,10 @@ class Kernel:
         pin(self.models, self.ws.models_dir)  # before any claim: every entry of the run names models kept
         self._write_run(run_dir, summary, "running")
         self.beat.start(run_id)
+        router = None if self.canary is None else CanaryRouter(  # before any claim, and before each one
+            self.canary, self.ws.root / self.config.legacy.old_inbox, lambda r: self.ledger.append(r, ctx.envelope()))
+        if router is not None:
+            router.route(self.queue.inbox_files())
         waiting = self.queue.pending()
         self._at_start = {p.name for p in waiting}
         self._event("run_started", run_id=run_id, worker=self.worker, files_waiting=len(waiting),
@@ -176,6 +191,8 @@ class Kernel:
                 self._event("file_finished", file=str(settled["task_file"]), status="quarantine",
                             reason=settled.get("reason"))
         while not stop():
+            if router is not None:
+                router.route(self.queue.inbox_files())
             claim = self.queue.claim_next(now=self.clock.now())
             if claim is None:
                 parked = self.queue.parked()
@@ -199,16 +216,19 @@ class Kernel:
         return summary
 
     def whatif(self, *, stop: Callable[[], bool] = lambda: False,
-               on_plan: Callable[[dict[str, Any]], None] | None = None) -> RunSummary:
-        """Run every task waiting in the inbox with plans only: nothing is claimed or moved, no repository
-        changes, no tool is started; steps and plans go to ``.engine/whatif/<run-id>/``, not the ledger."""
+               on_plan: Callable[[dict[str, Any]], None] | None = None,
+               files: list[Path] | None = None) -> RunSummary:
+        """Run every task waiting in the inbox (or of ``files``) with plans only: nothing is claimed or moved, no
+        repository changes, no tool is started; steps and plans go to ``.engine/whatif/<run-id>/``, not the
+        ledger."""
         try:
             with self.telemetry.span("engine run --whatif"):
-                return self._whatif(stop, on_plan)
+                return self._whatif(stop, on_plan, files)
         finally:
             self.close()
 
-    def _whatif(self, stop: Callable[[], bool], on_plan: Callable[[dict[str, Any]], None] | None) -> RunSummary:
+    def _whatif(self, stop: Callable[[], bool], on_plan: Callable[[dict[str, Any]], None] | None,
+                files: list[Path] | None = None) -> RunSummary:
         run_id = self.clock.new_id("whatif-")
         folder = self.ws.engine_dir / "whatif" / run_id
         folder.mkdir(parents=True, exist_ok=True)
@@ -219,8 +239,9 @@ class Kernel:
                          outputs_file=folder / "plans.jsonl", repo_roots=tuple(self.config.repos.roots),
                          whatif=True, on_plan=on_plan, policy=self.policy)
         summary = RunSummary(run_id)
-        for path in self.queue.inbox_files():
-            parsed = self.queue.parse_file(path, f"{self.ws.tasks.name}/inbox/{path.name}")
+        for path in self.queue.inbox_files() if files is None else files:
+            label = f"{self.ws.tasks.name}/inbox/{path.name}" if files is None else str(path)
+            parsed = self.queue.parse_file(path, label)
             dest = "failed" if parsed.problems else "done"
             for item in parsed.tasks if not parsed.problems else []:
                 if stop():
@@ -286,6 +307,8 @@ class Kernel:
                               detail={"lines": sorted({p.line for p in parsed.problems if p.line})})
             self.ledger.commit()
             self.queue.finish(claim, "failed", invalid)
+            if self.dual is not None:  # the old worker's ledger: one line (exit 999) per bad line
+                self.dual.invalid(self.clock.now().isoformat(), read, [p.line for p in parsed.problems], claim.name)
             log.warning("file_invalid", problems=[str(p) for p in parsed.problems])
             first = parsed.problems[0]
             self._last_reason = f"{invalid['reason']}: {first}" + (
@@ -336,6 +359,9 @@ class Kernel:
             entry = {"task_id": item.task.id, **outcome.as_dict()}
             self.ledger.commit()  # the task's steps and outcome are on disk before the queue notes it
             self.queue.record(claim, item.line, entry)
+            if self.dual is not None:  # the old worker's ledger: one line per attempt
+                self.dual.task(self.clock.now().isoformat(), ctx.outputs_file, claim.name, item.line, item.task,
+                               outcome.status, outcome.reason)
             journal.remove()
             results.append({"line": item.line, **entry})
             summary.tasks[outcome.status] = summary.tasks.get(outcome.status, 0) + 1

@@ -47,6 +47,7 @@ from engine.redact import redact
 
 if TYPE_CHECKING:
     from engine.contracts import Task
+    from engine.legacy import TaskAdapter
 
 FOLDERS = ("inbox", "processing", "done", "failed", "quarantine")
 FINAL = ("done", "failed", "quarantine")
@@ -136,14 +137,6 @@ def _lines(text: str) -> list[str]:
     may hold."""
     lines = [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]
     return lines[:-1] if lines and lines[-1] == "" else lines
-
-
-def _task_contract() -> type[Task]:
-    """``engine.contracts.Task``, imported when a file is parsed (jsonschema and pydantic are slow to import,
-    and counting the queue needs neither)."""
-    from engine.contracts import Task
-
-    return Task
 
 
 class TaskQueue:
@@ -405,8 +398,14 @@ class TaskQueue:
         """Every task of the file, or every problem of every bad line (line numbers are 1-based)."""
         return self.parse_file(claim.path, f"{self.root.name}/processing/{claim.name}")
 
-    def parse_file(self, path: Path, label: str) -> ParsedFile:
-        """``parse`` for any task file (a what-if run reads the inbox without claiming)."""
+    def parse_file(self, path: Path, label: str, *, adapter: TaskAdapter | None = None) -> ParsedFile:
+        """``parse`` for any task file (a what-if run reads the inbox without claiming). Each line is task.v1,
+        or an old worker's line that ``adapter`` converts (default: as ``[legacy]`` of the workspace's
+        ``engine.toml`` says)."""
+        if adapter is None:
+            from engine.legacy import TaskAdapter
+
+            adapter = TaskAdapter.for_workspace(self.root.parent)
         tasks: list[TaskLine] = []
         found: list[Problem] = []
         seen: dict[str, int] = {}
@@ -427,7 +426,7 @@ class TaskQueue:
                 found.append(Problem(f"not valid JSON: {e.msg} (column {e.colno})", file=label, line=number))
                 continue
             try:
-                task = _task_contract().from_json(data, file=label, line=number)
+                task = adapter.read(data, raw, file=label, line=number)
             except ContractViolation as e:
                 found.extend(e.problems)
                 continue

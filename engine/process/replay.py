@@ -33,6 +33,7 @@ from engine.clock import Clock
 from engine.contracts import Task
 from engine.errors import EngineError, PluginError
 from engine.ledger import Ledger, digest, record_hash
+from engine.legacy import TaskAdapter
 from engine.plugins.dispatch import Dispatcher
 from engine.plugins.loader import LoadedPlugin, Registry
 from engine.plugins.pool import CallInterrupted, WorkerPool
@@ -313,7 +314,8 @@ def _task_line(ws: Workspace, task_file: str, line: int) -> Task:
         if path.is_file():
             lines = path.read_text(encoding="utf-8-sig").split("\n")
             if 0 < line <= len(lines) and lines[line - 1].strip():
-                return Task.from_json(json.loads(lines[line - 1]))
+                raw = lines[line - 1].removesuffix("\r")  # read as the queue read it: an old worker's line too
+                return TaskAdapter.for_workspace(ws.root).read(json.loads(raw), raw)
     raise EngineError(f"the task file {task_file} is not in the queue's folders any more: nothing to replay from",
                       file=task_file)
 

@@ -654,7 +654,9 @@ class TaskRunner:
                                                          for d in result.denials)
 
     def _execute(self) -> Outcome:
-        self._record({**self.base, "kind": "run", "status": "started"}, self.run.envelope())
+        legacy = self.task.metadata.get("legacy")  # an old worker's line: what it was and what it became
+        self._record({**self.base, "kind": "run", "status": "started",
+                      **({"detail": {"legacy": legacy}} if isinstance(legacy, dict) else {})}, self.run.envelope())
         refused = self._refused()
         if refused is not None:
             check, reason = refused

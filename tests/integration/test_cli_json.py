@@ -19,7 +19,7 @@ CLI_SCHEMA = json.loads((CONTRACTS / "cli.v1.json").read_text(encoding="utf-8"))
 # the document of each command (and the error document), by its name in cli.v1.json's $defs
 DOCUMENTS = ("init", "run-event", "status", "submit", "requeue", "worktrees", "worktrees-prune", "validate", "show",
              "explain", "replay", "decide", "plugin-list", "plugin-check", "ledger-verify", "ledger-anchor",
-             "ledger-show", "ledger-export", "error")
+             "ledger-show", "ledger-export", "migrate", "shadow", "error")
 
 
 def _registry():
@@ -167,6 +167,17 @@ def test_submit(example_ws, tmp_path):
     source.write_text(json.dumps({"id": "more-1", "tool": "git", "repo": "example-repo"}) + "\n")
     body = assert_document(engine("submit", source, "--json", cwd=example_ws, check=0).stdout, "submit")
     assert body == {"submitted": str(example_ws / ".tasks" / "inbox" / "070-more.jsonl"), "tasks": 1}
+
+
+def test_migrate(example_ws, tmp_path):
+    old = tmp_path / "old-queue"
+    old.mkdir()
+    (old / "a.jsonl").write_text(json.dumps({"tool": "git", "args": ["log", "-n", "2"]}) + "\n"
+                                 + json.dumps({"tool": "git", "args": ["rebase", "main"]}) + "\n")
+    body = assert_document(engine("migrate", old, "--json", cwd=example_ws, check=1).stdout, "migrate")
+    assert [line["status"] for line in body["files"][0]["lines"]] == ["converted", "refused"]
+    assert body["counts"] == {"task.v1": 0, "converted": 1, "refused": 1} and body["ok"] is False
+    assert_error(engine("migrate", tmp_path / "nothing-here", "--json", cwd=example_ws), 2)
 
 
 def test_requeue(example_ws):
