@@ -869,7 +869,8 @@ def plugin_list(ctx: click.Context, as_json: bool) -> int:
     if as_json:
         out.print_json(json.dumps(listing.as_dict()))
     else:
-        columns = ["id", "version", "category", "operations", "origin", "isolation", "folder", "replaces"]
+        columns = ["id", "version", "category", "operations", "origin", "isolation", "conformance_level", "folder",
+                   "replaces"]
         if not any(row["replaces"] for row in listing.plugins):
             columns.pop()
         table = Table(*columns, box=None, pad_edge=False, header_style="bold")
@@ -913,6 +914,69 @@ def plugin_check(ctx: click.Context, plugin_id: str, as_json: bool) -> int:
             out.print(str(problem), markup=False)
         err.print(f"plugin {plugin_id}: {len(report.problems)} problem(s)", markup=False)
     return ExitCode.OK if report.ok else ExitCode.PLUGIN_INVALID
+
+
+@cli.command()
+@click.argument("plugin_id", metavar="ID")
+@click.option("--level", type=click.Choice(["L0", "L1", "L2", "L3", "L4", "L5"]),
+              help="Run levels L0 up to this one (default: the plugin's declared conformance_level, else L5).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report document.")
+@click.pass_context
+def conformance(ctx: click.Context, plugin_id: str, level: str | None, as_json: bool) -> int:
+    """Check plugin ID against the conformance levels (L0 static, L1 golden fixtures, L5 security; L2-L4
+    are not built yet) and write conformance/reports/ID-VERSION.json. Exit 0 when no level fails, 6
+    otherwise, each problem naming the file and field to fix."""
+    from engine.plugins.conformance import run_conformance
+
+    ws = _workspace(ctx)
+    report = run_conformance(ws, plugin_id, level)
+    if as_json:
+        out.print_json(json.dumps(report.as_dict()))
+    else:
+        out.print(f"conformance of {report.plugin} {report.version or '?'} (levels L0-{report.target})", markup=False)
+        for result in report.levels:
+            out.print(f"  {result.level}  {result.status:<7}  {result.summary}", markup=False)
+            for problem in result.problems:
+                out.print(f"      {problem}", markup=False)
+        if report.declared is not None:
+            meets = "meets" if report.meets_declared else "does not meet"
+            out.print(f"{report.plugin} {meets} its declared level {report.declared}", markup=False)
+        if report.written is not None:
+            shown = report.written.relative_to(ws.root) if report.written.is_relative_to(ws.root) else report.written
+            out.print(f"report: {shown}", markup=False)
+    return ExitCode.OK if report.ok else ExitCode.PLUGIN_INVALID
+
+
+@plugin.command("new")
+@click.argument("plugin_id", metavar="ID")
+@click.option("--category", type=click.Choice(["acquisition", "transformation", "state_change", "validation",
+                                               "orchestration"]),
+              help="The template to make the plugin from (needed for a new folder; an existing one keeps its own).")
+@click.option("--dir", "plugins_dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help="Where to make the plugin folder (default: the workspace's plugins/).")
+@click.option("--json", "as_json", is_flag=True,
+              help='Print {"plugin": ID, "folder": PATH, "created": [...], "updated": [...]}.')
+@click.pass_context
+def plugin_new(ctx: click.Context, plugin_id: str, category: str | None, plugins_dir: Path | None,
+               as_json: bool) -> int:
+    """Make plugins/ID from the template of a category, or, run again after its plugin.spec.json changed,
+    rewrite its generated parts (between the AUTO fences, and manifest.json) and keep the rest. Exit 2 for
+    a bad id or a folder not made by this command."""
+    from engine.plugins.scaffold import new_plugin
+
+    folder = plugins_dir if plugins_dir is not None else _workspace(ctx, log=False).root / "plugins"
+    made = new_plugin(plugin_id, category, folder)
+    if as_json:
+        out.print_json(json.dumps(made.as_dict()))
+    else:
+        for rel in made.created:
+            out.print(f"created {rel}", markup=False)
+        for rel in made.updated:
+            out.print(f"updated {rel}", markup=False)
+        what = "up to date" if not made.created and not made.updated else "ready"
+        out.print(f"plugin {plugin_id} {what} in {made.folder}; next: `engine plugin check {plugin_id}`",
+                  markup=False)
+    return ExitCode.OK
 
 
 def _parse_inputs(pairs: Sequence[str]) -> dict[str, str]:

@@ -22,7 +22,8 @@ def describe(plugin: LoadedPlugin) -> dict[str, Any]:
     """One plugin as plain data: a row of ``engine plugin list``."""
     return {"id": plugin.id, "version": plugin.version, "category": plugin.spec.category,
             "operations": list(plugin.spec.operations), "origin": plugin.origin,
-            "isolation": plugin.spec.isolation, "folder": str(plugin.folder), "replaces": plugin.replaces}
+            "isolation": plugin.spec.isolation, "folder": str(plugin.folder), "replaces": plugin.replaces,
+            "conformance_level": plugin.spec.conformance_level}
 
 
 @dataclass(frozen=True)
