@@ -35,6 +35,20 @@ def write_durably(path: Path, body: bytes) -> None:
     sync_folder(path.parent)
 
 
+def append_durably(path: Path, body: bytes, mode: int = 0o644) -> None:
+    """Append ``body`` to ``path`` in one ``write`` (``O_APPEND``) and fsync it; a file this makes has its
+    folder fsync'd too: once this returns, the lines are on disk."""
+    made = not path.exists()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, mode)
+    try:
+        os.write(fd, body)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    if made:
+        sync_folder(path.parent)
+
+
 def sync_folder(folder: Path) -> None:
     """fsync ``folder``: the names created, renamed or removed in it are on disk."""
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)

@@ -41,7 +41,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.durable import write_durably
+from engine.durable import append_durably, write_durably
 from engine.errors import ContractViolation, Problem
 from engine.redact import redact
 
@@ -485,13 +485,7 @@ class TaskQueue:
     def record(self, claim: Claim, line: int, outcome: dict[str, Any]) -> None:
         """Durably note that ``line`` finished with ``outcome`` (before the next line starts)."""
         entry = redact({"line": line, **outcome})
-        data = (json.dumps(entry, sort_keys=True) + "\n").encode()
-        fd = os.open(self._progress_path(claim.name), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        append_durably(self._progress_path(claim.name), (json.dumps(entry, sort_keys=True) + "\n").encode())
         claim.done_lines[line] = entry
 
     # -- finishing ----------------------------------------------------------------------------------

@@ -22,7 +22,6 @@ stop or a crash) are in that run's outputs and not counted again: the resumed ta
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ from typing import Any
 
 import structlog
 
-from engine.durable import sync_folder
+from engine.durable import append_durably
 from engine.redact import redact
 
 FIELDS = ("ts", "id", "tool", "attempt", "exit", "ok", "repo")
@@ -143,17 +142,9 @@ def append_lines(path: Path, lines: list[dict[str, Any]]) -> None:
 
 
 def _append(path: Path, lines: list[dict[str, Any]]) -> None:
-    made = not path.exists()
     path.parent.mkdir(parents=True, exist_ok=True)
-    body = "".join(json.dumps(line, ensure_ascii=False, default=str) + "\n" for line in lines).encode("utf-8")
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, body)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    if made:
-        sync_folder(path.parent)
+    append_durably(path, "".join(json.dumps(line, ensure_ascii=False, default=str) + "\n"
+                                 for line in lines).encode("utf-8"))
 
 
 def read_old_ledger(path: Path) -> tuple[dict[str, dict[str, Any]], list[str]]:
