@@ -917,34 +917,84 @@ def plugin_check(ctx: click.Context, plugin_id: str, as_json: bool) -> int:
 
 
 @cli.command()
-@click.argument("plugin_id", metavar="ID")
+@click.argument("plugin_id", metavar="ID", required=False)
 @click.option("--level", type=click.Choice(["L0", "L1", "L2", "L3", "L4", "L5"]),
               help="Run levels L0 up to this one (default: the plugin's declared conformance_level, else L5).")
+@click.option("--matrix", is_flag=True, help="Every bundled plugin at its declared level, in a fresh example "
+                                              "workspace: the compatibility matrix.")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="With --matrix: write the matrix as Markdown to FILE (docs/compatibility.md).")
+@click.option("--changed-since", "changed_since", metavar="REV",
+              help="Every plugin whose folder changed since git revision REV (and in the work tree).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report document.")
 @click.pass_context
-def conformance(ctx: click.Context, plugin_id: str, level: str | None, as_json: bool) -> int:
-    """Check plugin ID against the conformance levels (L0 static, L1 golden fixtures, L5 security; L2-L4
-    are not built yet) and write conformance/reports/ID-VERSION.json. Exit 0 when no level fails, 6
-    otherwise, each problem naming the file and field to fix."""
-    from engine.plugins.conformance import run_conformance
+def conformance(ctx: click.Context, plugin_id: str | None, level: str | None, matrix: bool, output: Path | None,
+                changed_since: str | None, as_json: bool) -> int:
+    """Check plugin ID against the conformance levels (L0 static, L1 golden fixtures, L2 behaviour scenarios,
+    L3 the example process end to end, L4 latency budget, L5 security) and write
+    conformance/reports/ID-VERSION.json; or several plugins (--matrix, --changed-since). Outside a workspace
+    the checks run in a fresh example workspace and reports go to ./conformance/reports/. Exit 0 when no
+    level fails and each plugin meets its declared level, 6 otherwise, each problem naming what to fix."""
+    from engine.plugins import conformance as kit
 
-    ws = _workspace(ctx)
-    report = run_conformance(ws, plugin_id, level)
+    if sum([plugin_id is not None, matrix, changed_since is not None]) != 1:
+        raise UsageError("name one plugin ID, or --matrix, or --changed-since REV")
+    if output is not None and not matrix:
+        raise UsageError("--output goes with --matrix")
+    if matrix:
+        if level is not None:
+            raise UsageError("--matrix runs each plugin at its declared level: leave out --level")
+        with kit.fresh_workspace() as fresh:
+            _configure_logging(fresh)  # the runs' events go to its log, not to this terminal
+            return _conformance_set(kit.matrix(fresh, output), as_json)
+    ws = _workspace(ctx, required=False, log=False)
+    with kit.hermetic_if_needed(ws) as used:
+        _configure_logging(used)
+        if changed_since is not None:
+            return _conformance_set(kit.changed_since(used, changed_since, Path.cwd(), ws.root / kit.REPORTS), as_json)
+        assert plugin_id is not None
+        report = kit.run_conformance(used, plugin_id, level, reports=ws.root / kit.REPORTS)
     if as_json:
         out.print_json(json.dumps(report.as_dict()))
     else:
-        out.print(f"conformance of {report.plugin} {report.version or '?'} (levels L0-{report.target})", markup=False)
-        for result in report.levels:
-            out.print(f"  {result.level}  {result.status:<7}  {result.summary}", markup=False)
-            for problem in result.problems:
-                out.print(f"      {problem}", markup=False)
-        if report.declared is not None:
-            meets = "meets" if report.meets_declared else "does not meet"
-            out.print(f"{report.plugin} {meets} its declared level {report.declared}", markup=False)
-        if report.written is not None:
-            shown = report.written.relative_to(ws.root) if report.written.is_relative_to(ws.root) else report.written
-            out.print(f"report: {shown}", markup=False)
-    return ExitCode.OK if report.ok else ExitCode.PLUGIN_INVALID
+        _print_conformance(report, ws.root)
+    return ExitCode.OK if report.ok and report.meets_declared is not False else ExitCode.PLUGIN_INVALID
+
+
+def _print_conformance(report: Any, root: Path) -> None:
+    out.print(f"conformance of {report.plugin} {report.version or '?'} (levels L0-{report.target})", markup=False)
+    for result in report.levels:
+        out.print(f"  {result.level}  {result.status:<7}  {result.summary}", markup=False)
+        for problem in result.problems:
+            out.print(f"      {problem}", markup=False)
+    if report.meets_declared is not None:
+        meets = "meets" if report.meets_declared else "does not meet"
+        out.print(f"{report.plugin} {meets} its declared level {report.declared}", markup=False)
+    elif report.declared is not None:
+        out.print(f"levels up to {report.target} only: the declared level {report.declared} is not judged",
+                  markup=False)
+    if report.written is not None:
+        shown = report.written.relative_to(root) if report.written.is_relative_to(root) else report.written
+        out.print(f"report: {shown}", markup=False)
+
+
+def _conformance_set(result: Any, as_json: bool) -> int:
+    if as_json:
+        out.print_json(json.dumps(result.as_dict()))
+    else:
+        for report in result.reports:
+            failed = [r for r in report.levels if r.status == "failed"]
+            verdict = "ok" if report.ok and report.meets_declared is not False else "FAILED"
+            levels = " ".join(f"{r.level}:{r.status}" for r in report.levels)
+            out.print(f"{report.plugin} {report.version or '?'}: {verdict} ({levels})", markup=False)
+            for r in failed:
+                for problem in r.problems:
+                    out.print(f"    {r.level} {problem}", markup=False)
+        if not result.reports:
+            out.print(f"no plugin folder changed ({result.selection})", markup=False)
+        if result.written is not None:
+            out.print(f"matrix: {result.written}", markup=False)
+    return ExitCode.OK if result.ok else ExitCode.PLUGIN_INVALID
 
 
 @plugin.command("new")
@@ -976,6 +1026,28 @@ def plugin_new(ctx: click.Context, plugin_id: str, category: str | None, plugins
         what = "up to date" if not made.created and not made.updated else "ready"
         out.print(f"plugin {plugin_id} {what} in {made.folder}; next: `engine plugin check {plugin_id}`",
                   markup=False)
+    return ExitCode.OK
+
+
+@plugin.command("pack")
+@click.argument("plugin_id", metavar="ID")
+@click.option("--output", "-o", "output", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help="Where to write the archive and its .sha256 (default: ./dist).")
+@click.option("--json", "as_json", is_flag=True,
+              help='Print {"plugin", "version", "archive", "sha256", "files", "source_digest"}.')
+@click.pass_context
+def plugin_pack(ctx: click.Context, plugin_id: str, output: Path | None, as_json: bool) -> int:
+    """Pack plugin ID (found as `engine plugin check` finds it) into DIR/ID-VERSION.tar.gz, the same bytes
+    every time, with DIR/ID-VERSION.tar.gz.sha256 beside it. Exit 6, writing nothing, for a plugin that does
+    not load or whose manifest's source_digest is missing or stale."""
+    from engine.plugins.package import pack_plugin
+
+    made = pack_plugin(_workspace(ctx), plugin_id, output if output is not None else Path("dist"))
+    if as_json:
+        out.print_json(json.dumps(made.as_dict()))
+    else:
+        out.print(f"packed {made.plugin} {made.version}: {made.archive} ({len(made.files)} files)", markup=False)
+        out.print(f"sha256 {made.sha256}  (also in {made.archive.name}.sha256)", markup=False)
     return ExitCode.OK
 
 

@@ -14,6 +14,8 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
+EPOCH = datetime(2026, 1, 1, tzinfo=UTC)  # where a FixedClock starts, and the ctx.now of conformance calls
+
 
 class Clock:
     """Wall-clock time and random ids."""
@@ -40,7 +42,7 @@ class FixedClock(Clock):
     """A clock that starts at a given instant and advances one second per reading; ids count up."""
 
     def __init__(self, start: datetime | None = None, seed: int = 0) -> None:
-        self._now = start or datetime(2026, 1, 1, tzinfo=UTC)
+        self._now = start or EPOCH
         self._count = 0
         self._seed = seed
 

@@ -173,6 +173,11 @@ class Performance(_Section):
         "acquisition": 300.0, "transformation": 60.0, "state_change": 1800.0, "validation": 3600.0,
         "orchestration": 600.0})
 
+    # the P95 latency of one call a plugin of each category may have in ``engine conformance`` (level L4)
+    latency_p95_ms: dict[str, PositiveFloat] = Field(default_factory=lambda: {
+        "acquisition": 2000.0, "transformation": 250.0, "state_change": 10000.0, "validation": 60000.0,
+        "orchestration": 1000.0})
+
     def bound(self, category: str) -> float | None:
         return self.timeouts.get(category)
 
@@ -216,13 +221,16 @@ def load_performance(path: Path) -> Performance:
     if not isinstance(raw, dict):
         raise WorkspaceError(f"{path}: must be a mapping with a 'timeouts' key", file=str(path))
     found = [Problem(f"unknown plugin category {name!r}; categories: {', '.join(CATEGORIES)}", file=str(path),
-                     path=f"timeouts.{name}")
-             for name in (raw.get("timeouts") or {}) if name not in CATEGORIES]
+                     path=f"{section}.{name}")
+             for section in ("timeouts", "latency_p95_ms") for name in (raw.get(section) or {})
+             if name not in CATEGORIES]
     if found:
         raise WorkspaceError(f"{path}: invalid performance policy", problems=found, file=str(path))
     try:
-        merged = {**Performance().timeouts, **(raw.get("timeouts") or {})}
-        return Performance.model_validate({**raw, "timeouts": merged})
+        defaults = Performance()
+        return Performance.model_validate({**raw, "timeouts": {**defaults.timeouts, **(raw.get("timeouts") or {})},
+                                           "latency_p95_ms": {**defaults.latency_p95_ms,
+                                                              **(raw.get("latency_p95_ms") or {})}})
     except ValidationError as e:
         raise WorkspaceError(f"{path}: invalid performance policy", problems=_problems(e, path),
                              file=str(path)) from e

@@ -162,6 +162,7 @@ class PluginSpec(BaseModel):
     errors: dict[str, str] = Field(default_factory=dict)
     side_effects: list[str] = Field(default_factory=list)
     requires_tools: list[str] = Field(default_factory=list)
+    sdk_versions: list[str] | None = None
     conformance_level: str | None = None
 
     @property

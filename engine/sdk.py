@@ -35,9 +35,12 @@ if TYPE_CHECKING:  # types only: a worker starts without structlog (its ctx.log 
 
     import structlog
 
-__all__ = ["Context", "PluginError", "ToolResult", "ToolTask", "WorktreeChanges", "run_tool", "task_problems",
-           "verdict", "worktree_changes", "worktree_snapshot"]
+__all__ = ["SDK_VERSION", "SUPPORTED_SDK_VERSIONS", "Context", "PluginError", "ToolResult", "ToolTask",
+           "WorktreeChanges", "run_tool", "task_problems", "verdict", "worktree_changes", "worktree_snapshot"]
 
+SDK_VERSION = "1.0"  # MAJOR.MINOR of this module's interface: Context, PluginError, run_tool, verdict ...
+# the SDK versions this engine serves plugins written for (a plugin's spec may name them in sdk_versions)
+SUPPORTED_SDK_VERSIONS = ("1.0",)
 MAX_FINDINGS = 200  # findings listed in a verdict; its counts always cover all of them
 
 

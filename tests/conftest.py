@@ -74,41 +74,13 @@ def add_selection_rule(dmn_path, tool, plugin, worktree=None):
     decision says so: with `worktree` true (by default: when the workspace's plugins/<plugin>/plugin.spec.json
     says category state_change) a rule `"plugin" -> true` goes first in that table (hit policy FIRST)."""
     import json
-    import re
 
-    from lxml import etree
+    from engine.plugins.binding import route_tool
 
-    tree = etree.parse(str(dmn_path))
-    d = tree.getroot().nsmap[None]
-    ns = {"d": d}
-    suffix = re.sub(r"\W", "_", f"{plugin}_{tool}")
-
-    def rule_element(rule_id, description, inputs, output):
-        rule = etree.Element(f"{{{d}}}rule", id=rule_id)
-        etree.SubElement(rule, f"{{{d}}}description").text = description
-        cells = [("inputEntry", text) for text in inputs] + [("outputEntry", output)]
-        for index, (kind, text) in enumerate(cells):
-            entry = etree.SubElement(rule, f"{{{d}}}{kind}", id=f"{rule_id}_{kind}_{index}")
-            etree.SubElement(entry, f"{{{d}}}text").text = text
-        return rule
-
-    table = tree.find(".//d:decision[@id='select_plugin']/d:decisionTable", ns)
-    columns = len(table.findall("d:input", ns))
-    table.append(rule_element(f"test_rule_{suffix}", f"test: tool {tool} runs plugin {plugin}",
-                              [f'"{tool}"'] + ["-"] * (columns - 1), f'"{plugin}"'))
     if worktree is None:
         spec = Path(dmn_path).resolve().parent.parent / "plugins" / plugin / "plugin.spec.json"
         worktree = spec.is_file() and json.loads(spec.read_text()).get("category") == "state_change"
-    needs = tree.find(".//d:decision[@id='needs_worktree']/d:decisionTable", ns)
-    if worktree and needs is not None:
-        first = needs.find("d:rule", ns)
-        rule = rule_element(f"test_worktree_{suffix}", f"test: plugin {plugin} changes the repository",
-                            [f'"{plugin}"'] + ["-"] * (len(needs.findall("d:input", ns)) - 1), "true")
-        if first is not None:
-            first.addprevious(rule)
-        else:
-            needs.append(rule)
-    tree.write(str(dmn_path), xml_declaration=True, encoding="UTF-8")
+    route_tool(Path(dmn_path), tool, plugin, worktree=bool(worktree), label="test")
 
 
 def install_test_plugin(ws, name, tool=None):

@@ -36,29 +36,29 @@ meets its declared level when every level up to it passed. The report document (
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from engine.clock import EPOCH
 from engine.contracts import problems_against
-from engine.errors import ContractViolation, EngineError, PluginError, Problem
+from engine.errors import EngineError, Problem, UsageError
 from engine.plugins.catalog import check_plugin
 from engine.plugins.loader import MANIFEST_FILE, SPEC_FILE, LoadedPlugin
 from engine.workspace import Workspace
 
 LEVELS = ("L0", "L1", "L2", "L3", "L4", "L5")
-NOT_BUILT = {"L2": "not built yet: behaviour tests", "L3": "not built yet: determinism and replay",
-             "L4": "not built yet: faults and performance budgets"}
 FIXTURES = Path("conformance") / "fixtures"
 REPORTS = Path("conformance") / "reports"
-FIXED_NOW = datetime(2026, 1, 1, tzinfo=UTC)
+FIXED_NOW = EPOCH
 RUFF_ARGS = ("--no-cache", "--isolated", "--line-length", "120", "--target-version", "py311",
              "--select", "E,F,W,I,B,UP,SIM", "--output-format", "concise")
 MYPY_ARGS = ("--ignore-missing-imports", "--check-untyped-defs", "--disallow-untyped-defs",
@@ -101,8 +101,9 @@ class ConformanceReport:
 
     @property
     def meets_declared(self) -> bool | None:
-        """Whether every level up to the declared one passed; None when the plugin declares none."""
-        if self.declared is None:
+        """Whether every level up to the declared one passed; None when the plugin declares none, or when the
+        run stopped below it (``--level``)."""
+        if self.declared is None or LEVELS.index(self.target) < LEVELS.index(self.declared):
             return None
         wanted = LEVELS[:LEVELS.index(self.declared) + 1]
         results = {r.level: r.status for r in self.levels}
@@ -116,9 +117,30 @@ class ConformanceReport:
                 "report": str(self.written) if self.written else None}
 
 
-def run_conformance(ws: Workspace, plugin_id: str, level: str | None = None) -> ConformanceReport:
-    """Run levels L0..``level`` on the plugin the workspace uses for ``plugin_id`` and write the report
-    to ``conformance/reports/<id>-<version>.json`` in the workspace."""
+@contextlib.contextmanager
+def fresh_workspace() -> Iterator[Workspace]:
+    """A fresh example workspace (bundled plugins, policies and budgets) in a temporary folder, removed
+    afterwards."""
+    from engine.workspace import init
+
+    with tempfile.TemporaryDirectory(prefix="engine-conformance-") as temp:
+        yield init(Path(temp) / "workspace", example=True)[0]
+
+
+@contextlib.contextmanager
+def hermetic_if_needed(ws: Workspace) -> Iterator[Workspace]:
+    """``ws`` when it is an engine workspace; else a ``fresh_workspace``."""
+    if ws.is_initialised():
+        yield ws
+        return
+    with fresh_workspace() as fresh:
+        yield fresh
+
+
+def run_conformance(ws: Workspace, plugin_id: str, level: str | None = None, *, write: bool = True,
+                    reports: Path | None = None) -> ConformanceReport:
+    """Run levels L0..``level`` on the plugin the workspace uses for ``plugin_id`` and (``write``) write the
+    report to ``<id>-<version>.json`` in ``reports`` (default: the workspace's ``conformance/reports``)."""
     if level is not None and level not in LEVELS:
         raise ValueError(f"no conformance level {level!r}; levels: {', '.join(LEVELS)}")
     check = check_plugin(ws, plugin_id)
@@ -131,22 +153,23 @@ def run_conformance(ws: Workspace, plugin_id: str, level: str | None = None) -> 
     runs: dict[str, Callable[[], LevelResult]] = {
         "L0": lambda: _level0(check.problems, plugin, folder),
         "L1": lambda: _level1(ws, plugin, requires=_includes(declared, "L1")),
+        "L2": lambda: _level2(plugin, requires=_includes(declared, "L2")),
+        "L3": lambda: _level3(plugin),
+        "L4": lambda: _level4(ws, plugin, requires=_includes(declared, "L4")),
         "L5": lambda: _level5(ws, plugin),
     }
     results: list[LevelResult] = []
     for name in LEVELS[:LEVELS.index(target) + 1]:
-        if name in NOT_BUILT:
-            results.append(LevelResult(name, "skipped", NOT_BUILT[name]))
-        elif name != "L0" and plugin is None:
+        if name != "L0" and plugin is None:
             results.append(LevelResult(name, "skipped", "not run: the plugin does not load (see L0)"))
         else:
             results.append(runs[name]())
     version = plugin.version if plugin else (raw_spec.get("version") if isinstance(raw_spec.get("version"), str)
                                              else None)
     report = ConformanceReport(plugin.id if plugin else plugin_id, version, folder, declared, target, results)
-    if folder is None:  # nothing to report on: no report file named after a plugin that does not exist
+    if folder is None or not write:  # no report file named after a plugin that does not exist
         return report
-    path = ws.root / REPORTS / f"{report.plugin}-{version or 'unknown'}.json"
+    path = (reports or ws.root / REPORTS) / f"{report.plugin}-{version or 'unknown'}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     report = replace(report, written=path)
     path.write_text(json.dumps(report.as_dict(), indent=2) + "\n", encoding="utf-8")
@@ -242,66 +265,107 @@ def _level1(ws: Workspace, plugin: LoadedPlugin | None, *, requires: bool) -> Le
                 "the plugin declares a conformance level that includes L1 but has no golden fixtures: add "
                 "<operation>/<name>.input.json and <name>.output.json", file=str(plugin.folder / FIXTURES))])
         return LevelResult("L1", "skipped", why)
-    from engine.plugins.dispatch import Dispatcher
-    from engine.plugins.pool import WorkerPool
+    from engine.testing import PluginRunner
 
-    # in a worker even when the plugin runs in process in the kernel: a fixture must not end this command
-    isolated = replace(plugin, spec=plugin.spec.model_copy(update={"isolation": "process"}))
-    pool = WorkerPool(ws.root if ws.root.is_dir() else Path.cwd())
-    dispatcher = Dispatcher(pool)
     found: list[Problem] = []
-    try:
-        with tempfile.TemporaryDirectory(prefix="engine-conformance-") as workdir:
-            for operation, name, input_path in cases:
-                found += _fixture(dispatcher, isolated, operation, name, input_path, Path(workdir))
-    finally:
-        pool.close()
+    # in a worker even when the plugin runs in process in the kernel: a fixture must not end this command
+    with tempfile.TemporaryDirectory(prefix="engine-conformance-") as base, \
+            PluginRunner(Path(base), workspace=ws.root if ws.root.is_dir() else None) as runner:
+        for operation, name, input_path in cases:
+            found += _fixture(runner, plugin, operation, name, input_path)
     summary = f"{len(cases)} fixture(s) reproduced" if not found else f"{len(found)} problem(s) in {len(cases)} " \
                                                                       "fixture(s)"
     return LevelResult("L1", "failed" if found else "passed", summary, found)
 
 
-def _fixture(dispatcher: Any, plugin: LoadedPlugin, operation: str, name: str, input_path: Path,
-             workdir: Path) -> list[Problem]:
-    import structlog
+_CONTEXT_KEYS = {"whatif": bool, "task_id": str}
 
-    from engine.sdk import Context
 
+def _fixture(runner: Any, plugin: LoadedPlugin, operation: str, name: str, input_path: Path) -> list[Problem]:
+    """One golden fixture: ``<name>.input.json`` with ``<name>.output.json`` (the output expected) or
+    ``<name>.error.json`` (the error expected: ``{"code": CODE}`` and/or ``{"message_contains": TEXT}``);
+    optional ``<name>.context.json`` (``whatif``, ``task_id``) and ``<name>.repo/`` (the workdir: a fixture
+    repository of those files). ``${workdir}`` in an expected string stands for the call's workdir."""
     output_path = input_path.with_name(f"{name}.output.json")
+    error_path = input_path.with_name(f"{name}.error.json")
+    context_path = input_path.with_name(f"{name}.context.json")
+    repo = input_path.with_name(f"{name}.repo")
     spec_file = str(plugin.folder / SPEC_FILE)
     if operation not in plugin.spec.operations:
         return [Problem(f"fixture folder {operation!r} names no operation of the plugin (it has: "
                         f"{', '.join(plugin.spec.operations)}); rename the folder", file=str(input_path.parent))]
     found: list[Problem] = []
-    data, expected = _fixture_json(input_path, found), _fixture_json(output_path, found)
+    if output_path.exists() == error_path.exists():
+        return [Problem(f"a fixture needs exactly one of {output_path.name} (the output expected) and "
+                        f"{error_path.name} (the error expected)", file=str(input_path))]
+    data = _fixture_json(input_path, found)
+    expected = _fixture_json(output_path if output_path.exists() else error_path, found)
+    context = _fixture_json(context_path, found) if context_path.exists() else {}
     if found:
         return found
+    for key, value in (context.items() if isinstance(context, dict) else [(None, context)]):
+        if key not in _CONTEXT_KEYS or not isinstance(value, _CONTEXT_KEYS[key]):
+            found.append(Problem(f"a fixture's context sets only {', '.join(_CONTEXT_KEYS)} "
+                                 "(whatif true/false, task_id a string)", file=str(context_path),
+                                 path=f"$.{key}" if key else "$"))
+    if error_path.exists() and not (isinstance(expected, dict) and expected and set(expected) <= {
+            "code", "message_contains"}):
+        found.append(Problem('an expected error is {"code": CODE} and/or {"message_contains": TEXT}',
+                             file=str(error_path), path="$"))
     op = plugin.spec.operations[operation]
     for p in problems_against(op.input_schema, data):
         found.append(Problem(f"input does not match $.operations.{operation}.input_schema of {spec_file}: "
                              f"{p.message}", file=str(input_path), path=p.path))
-    for p in problems_against(op.output_schema, expected):
-        found.append(Problem(f"expected output does not match $.operations.{operation}.output_schema of "
-                             f"{spec_file}: {p.message}", file=str(output_path), path=p.path))
+    if output_path.exists():
+        for p in problems_against(op.output_schema, expected):
+            found.append(Problem(f"expected output does not match $.operations.{operation}.output_schema of "
+                                 f"{spec_file}: {p.message}", file=str(output_path), path=p.path))
     if found:
         return found
-    ctx = Context(run_id="conformance", task_id=name, now=FIXED_NOW, seed=0, whatif=False, workdir=workdir,
-                  log=structlog.get_logger("engine").bind(plugin=plugin.id, conformance=True))
-    try:
-        actual = dispatcher.call(plugin, operation, ctx, data)
-    except (ContractViolation, PluginError) as e:
+    options = context if isinstance(context, dict) else {}
+    call = runner.call(plugin, operation, data, repo=repo if repo.is_dir() else None,
+                       whatif=options.get("whatif", False), task_id=options.get("task_id", name),
+                       run_id="conformance", now=FIXED_NOW)
+    if error_path.exists():
+        return _expected_error(plugin, operation, call, expected, error_path, input_path)
+    if call.error is not None:
+        e = call.error
         detail = "; ".join(str(p) for p in e.problems)
         return [Problem(f"{plugin.id}.{operation} failed on this input: {e.message}{': ' + detail if detail else ''}",
                         file=str(input_path))]
-    except EngineError as e:
-        return [Problem(f"{plugin.id}.{operation} could not be called: {e.message}", file=str(input_path))]
-    difference = first_difference(expected, actual)
+    difference = first_difference(_substitute(expected, str(call.workdir)), call.output)
     if difference is None:
         return []
     path, want, got = difference
     return [Problem(f"{plugin.id}.{operation} returned {_short(got)} where {output_path.name} expects {_short(want)}; "
                     "fix the plugin, or the expected output if the change is intended", file=str(output_path),
                     path=path)]
+
+
+def _expected_error(plugin: LoadedPlugin, operation: str, call: Any, expected: dict[str, Any], error_path: Path,
+                    input_path: Path) -> list[Problem]:
+    if call.error is None:
+        return [Problem(f"{plugin.id}.{operation} answered {_short(call.output)} where {error_path.name} expects "
+                        "an error", file=str(error_path))]
+    message = "; ".join(call.error.lines())
+    found = []
+    if "code" in expected and call.code != expected["code"]:
+        found.append(Problem(f"{plugin.id}.{operation} failed with code {call.code!r} where {error_path.name} "
+                             f"expects {expected['code']!r}: {message}", file=str(error_path), path="$.code"))
+    if "message_contains" in expected and str(expected["message_contains"]) not in message:
+        found.append(Problem(f"{plugin.id}.{operation} failed with {message!r}, which does not contain "
+                             f"{expected['message_contains']!r}", file=str(error_path), path="$.message_contains"))
+    return found
+
+
+def _substitute(value: Any, workdir: str) -> Any:
+    if isinstance(value, str):
+        return value.replace("${workdir}", workdir)
+    if isinstance(value, list):
+        return [_substitute(v, workdir) for v in value]
+    if isinstance(value, dict):
+        return {k: _substitute(v, workdir) for k, v in value.items()}
+    return value
 
 
 def _fixture_json(path: Path, found: list[Problem]) -> Any:
@@ -345,6 +409,293 @@ def _short(value: Any) -> str:
         return "<missing>"
     text = json.dumps(value, sort_keys=True)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+# -- L2 -----------------------------------------------------------------------------------------------
+
+FEATURES = Path("conformance") / "features"
+_SCENARIO_CONFTEST = '''\
+import json, os
+from pathlib import Path
+
+import pytest
+
+RESULTS = os.environ["ENGINE_SCENARIO_RESULTS"]
+
+
+@pytest.fixture(scope="session")
+def plugin_folder():
+    return Path(os.environ["ENGINE_PLUGIN_FOLDER"])
+
+
+def _write(feature, scenario, status, step=None, message=None):
+    with open(RESULTS, "a", encoding="utf-8") as out:
+        out.write(json.dumps({"feature": feature.filename, "scenario": scenario.name,
+                              "line": step.line_number if step is not None else scenario.line_number,
+                              "step": f"{step.keyword} {step.name}".strip() if step is not None else None,
+                              "status": status, "message": message}) + "\\n")
+
+
+def pytest_bdd_step_error(request, feature, scenario, step, step_func, step_func_args, exception):
+    request.node.engine_failed = True
+    first = (str(exception).strip().splitlines() or [""])[0]  # not pytest's rewritten-assert explanation
+    _write(feature, scenario, "failed", step, f"{type(exception).__name__}: {first}")
+
+
+def pytest_bdd_step_func_lookup_error(request, feature, scenario, step, exception):
+    request.node.engine_failed = True
+    _write(feature, scenario, "undefined", step, str(exception))
+
+
+def pytest_bdd_after_scenario(request, feature, scenario):
+    if not getattr(request.node, "engine_failed", False):
+        _write(feature, scenario, "passed")
+'''
+
+
+def _level2(plugin: LoadedPlugin | None, *, requires: bool) -> LevelResult:
+    """The plugin's behaviour scenarios (``conformance/features/*.feature``) run by pytest-bdd in a
+    subprocess, with the engine's steps (``engine.plugins.scenarios``) and the plugin's own
+    (``conformance/features/steps.py``); one problem per scenario that fails, naming its step."""
+    assert plugin is not None
+    features = plugin.folder / FEATURES
+    files = sorted(features.rglob("*.feature")) if features.is_dir() else []
+    if not files:
+        why = f"not run: no scenarios in {features}/*.feature"
+        if requires:
+            return LevelResult("L2", "failed", why, [Problem(
+                "the plugin declares a conformance level that includes L2 but has no behaviour scenarios: add "
+                "a .feature file (steps: engine.plugins.scenarios, docs/plugin-guide.md)", file=str(features))])
+        return LevelResult("L2", "skipped", why)
+    with tempfile.TemporaryDirectory(prefix="engine-scenarios-") as temp:
+        root = Path(temp)
+        results = root / "results.jsonl"
+        (root / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
+        (root / "conftest.py").write_text(_SCENARIO_CONFTEST, encoding="utf-8")
+        steps = features / "steps.py"
+        own = f"exec(compile(open({str(steps)!r}).read(), {str(steps)!r}, 'exec'))\n" if steps.is_file() else ""
+        (root / "test_scenarios.py").write_text(
+            "from pytest_bdd import scenarios\n" + own + f"scenarios({str(features)!r})\n", encoding="utf-8")
+        env = {**os.environ, "ENGINE_SCENARIO_RESULTS": str(results), "ENGINE_PLUGIN_FOLDER": str(plugin.folder)}
+        try:
+            proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p",
+                                   "engine.plugins.scenarios", "--rootdir", str(root), "-c", str(root / "pytest.ini"),
+                                   str(root / "test_scenarios.py")], cwd=root, env=env, capture_output=True,
+                                  text=True, timeout=TOOL_TIMEOUT_SEC, check=False)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            return LevelResult("L2", "failed", "the scenarios could not run", [Problem(f"pytest could not run: {e}")])
+        outcomes = [json.loads(line) for line in results.read_text(encoding="utf-8").splitlines()] \
+            if results.is_file() else []
+    found = [Problem(f"scenario {o['scenario']!r}: {o['step'] or 'the scenario'} "
+                     f"{'has no step definition' if o['status'] == 'undefined' else 'failed'}: {o['message']}",
+                     file=o["feature"], line=o["line"]) for o in outcomes if o["status"] != "passed"]
+    passed = sum(1 for o in outcomes if o["status"] == "passed")
+    if proc.returncode != 0 and not found:  # collection errors: bad Gherkin, a broken steps.py, no pytest-bdd
+        tail = " | ".join((proc.stdout + proc.stderr).strip().splitlines()[-8:])
+        missing = " (pytest-bdd is a test dependency: pip install 'engine[test]')" \
+            if "No module named 'pytest_bdd'" in tail else ""
+        found.append(Problem(f"the scenarios could not run{missing}: {tail}", file=str(features)))
+    summary = f"{passed} scenario(s) passed" if not found else f"{len(found)} problem(s); {passed} scenario(s) passed"
+    return LevelResult("L2", "failed" if found else "passed", summary, found)
+
+
+# -- L3 -----------------------------------------------------------------------------------------------
+
+TASKS_FILE = Path("conformance") / "tasks.jsonl"
+ENGINE_TOML = Path("conformance") / "engine.toml"
+RUN_TIMEOUT_SEC = 600
+
+
+def integration_tasks(plugin: LoadedPlugin) -> tuple[list[dict[str, Any]], list[Problem], str]:
+    """The tasks level L3 runs, their problems, and where they came from: ``conformance/tasks.jsonl`` (one
+    task per line; ``tool`` defaults to the plugin's id, ``repo`` to the example repository), else one task
+    per golden fixture whose input holds a task (its ``args``), else one task with no args."""
+    path = plugin.folder / TASKS_FILE
+    found: list[Problem] = []
+    tasks: list[dict[str, Any]] = []
+    if path.is_file():
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                task = json.loads(line)
+            except ValueError as e:
+                found.append(Problem(f"not valid JSON: {e}", file=str(path), line=number))
+                continue
+            if not isinstance(task, dict):
+                found.append(Problem("a task is a JSON object", file=str(path), line=number))
+                continue
+            tasks.append({"id": f"conformance-{number}", "tool": plugin.id, "repo": "example-repo", **task})
+        if not tasks and not found:
+            found.append(Problem("no tasks: one JSON object per line", file=str(path)))
+        return tasks, found, str(path)
+    for operation, name, input_path in fixtures(plugin.folder):
+        if input_path.with_name(f"{name}.error.json").exists() or input_path.with_name(f"{name}.context.json").exists():
+            continue  # a fixture of a failure, or of WhatIf, is not a task that should end done
+        data = _raw(input_path)
+        task = data.get("task") if isinstance(data.get("task"), dict) else None
+        if task is None:
+            continue
+        # the process calls the operation a task's args.operation names (decision 0023)
+        args = {**(task.get("args") if isinstance(task.get("args"), dict) else {}), "operation": operation}
+        tasks.append({"id": f"conformance-{operation}-{name}", "tool": plugin.id, "repo": "example-repo",
+                      "args": args, **{k: task[k] for k in ("files", "prompt", "flags") if k in task}})
+    if tasks:
+        return tasks, found, f"the golden fixtures in {plugin.folder / FIXTURES}"
+    return [{"id": "conformance-1", "tool": plugin.id, "repo": "example-repo", "args": {}}], found, \
+        "one task with no args (add conformance/tasks.jsonl for others)"
+
+
+def _level3(plugin: LoadedPlugin | None) -> LevelResult:
+    """The plugin bound in a copy of the example process (``select_plugin`` routes tool ``<id>`` to it) in a
+    fresh example workspace, its tasks run there by ``engine run --drain`` in a subprocess: every task must
+    end done with the plugin called, the ledger verify and the run replay to what its ledger holds."""
+    assert plugin is not None
+    import shutil
+
+    from engine.plugins.binding import route_tool
+    from engine.workspace import init
+
+    tasks, found, source = integration_tasks(plugin)
+    if found:
+        return LevelResult("L3", "failed", "the tasks cannot be read", found)
+    with tempfile.TemporaryDirectory(prefix="engine-conformance-") as temp:
+        root = Path(temp) / "workspace"
+        init(root, example=True)
+        if not _is_bundled(plugin):  # the fresh workspace finds the bundled plugins itself
+            shutil.copytree(plugin.folder, root / "plugins" / plugin.id,
+                            ignore=shutil.ignore_patterns("__pycache__", "reports"))
+        if (plugin.folder / ENGINE_TOML).is_file():
+            shutil.copy(plugin.folder / ENGINE_TOML, root / "engine.toml")
+        route_tool(root / "process" / "decisions.dmn", plugin.id, plugin.id,
+                   worktree=plugin.spec.category == "state_change", label="conformance")
+        inbox = root / ".tasks" / "inbox"
+        for old in inbox.iterdir():
+            old.unlink()
+        (inbox / "conformance.jsonl").write_text("".join(json.dumps(t) + "\n" for t in tasks), encoding="utf-8")
+        try:
+            proc = subprocess.run([sys.executable, "-m", "engine", "run", "--drain"], cwd=root, capture_output=True,
+                                  text=True, timeout=RUN_TIMEOUT_SEC, check=False)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            return LevelResult("L3", "failed", "the run did not finish", [Problem(f"engine run --drain: {e}")])
+        found = _integration_problems(root, plugin, tasks, source, proc)
+    summary = f"{len(tasks)} task(s) done through the example process (from {source}), ledger verified, " \
+              "run replayed" if not found else f"{len(found)} problem(s) with {len(tasks)} task(s) from {source}"
+    return LevelResult("L3", "failed" if found else "passed", summary, found)
+
+
+def _integration_problems(root: Path, plugin: LoadedPlugin, tasks: list[dict[str, Any]], source: str,
+                          proc: subprocess.CompletedProcess[str]) -> list[Problem]:
+    from engine.kernel import load_registry
+    from engine.ledger import Ledger
+    from engine.process.replay import replay_run
+
+    queue = root / ".tasks"
+    report = next((p for p in (queue / "done" / "conformance.jsonl.result.json",
+                               queue / "failed" / "conformance.jsonl.error.json") if p.is_file()), None)
+    if report is None:
+        tail = " | ".join((proc.stdout + proc.stderr).strip().splitlines()[-5:])
+        return [Problem(f"the task file did not finish (engine run exited {proc.returncode}): {tail}")]
+    found: list[Problem] = []
+    body = _raw(report)
+    for task in body.get("tasks") or []:
+        if task.get("status") != "done":
+            found.append(Problem(f"task {task.get('task_id')} (from {source}) ended {task.get('status')}: "
+                                 f"{task.get('reason') or task.get('end_event')}"))
+    if body.get("status") != "done" and not found:
+        found.append(Problem(f"the task file ended {body.get('status')}: {body.get('reason')}"))
+    called = set()
+    for path in (root / ".engine" / "runs").glob("*/outputs.jsonl"):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            record = json.loads(line)
+            if record.get("plugin") == plugin.id:
+                called.add(record.get("task_id"))
+    for task in tasks:
+        if task["id"] not in called and not found:
+            found.append(Problem(f"task {task['id']} ended without {plugin.id} answering: the example process did "
+                                 f"not route tool {task.get('tool')!r} to it"))
+    from engine.workspace import Workspace as _Workspace
+
+    hermetic = _Workspace(root)
+    try:
+        Ledger(hermetic.ledger_dir).verify()
+        registry = load_registry(hermetic)
+        for run in sorted(p.parent.name for p in hermetic.runs_dir.glob("*/run.json")):
+            for result in replay_run(hermetic, registry, run):
+                if not result.ok:
+                    found.append(Problem(f"run {run} does not replay to its ledger: {result.as_dict()}"))
+    except EngineError as e:
+        found.append(Problem(f"the ledger or the replay failed: {e.message}"))
+    return found
+
+
+# -- L4 -----------------------------------------------------------------------------------------------
+
+LATENCY_CALLS = 20  # timed calls per fixture, after one untimed call that warms the worker ...
+LATENCY_MIN_CALLS, LATENCY_SPEND_SEC = 5, 5.0  # ... or fewer (at least 5) once they took 5 s together
+
+
+def _level4(ws: Workspace, plugin: LoadedPlugin | None, *, requires: bool) -> LevelResult:
+    """P95 latency of the plugin's golden fixtures (each called ``LATENCY_CALLS`` times in a warm worker, or
+    at least ``LATENCY_MIN_CALLS`` when they are slow)
+    within its category's budget in the workspace's ``policies/performance.yml`` (``latency_p95_ms``)."""
+    assert plugin is not None
+    from engine.testing import PluginRunner
+
+    cases = list(fixtures(plugin.folder))
+    if not cases:
+        why = f"not run: L4 times the golden fixtures and there are none in {plugin.folder / FIXTURES}"
+        if requires:
+            return LevelResult("L4", "failed", why, [Problem(
+                "the plugin declares a conformance level that includes L4 but has no golden fixtures to time",
+                file=str(plugin.folder / FIXTURES))])
+        return LevelResult("L4", "skipped", why)
+    try:
+        performance = ws.performance()
+    except EngineError as e:
+        return LevelResult("L4", "failed", "no budget", e.problems or [Problem(e.message)])
+    budget_ms = performance.latency_p95_ms.get(plugin.spec.category)
+    policy_file = ws.root / "policies" / "performance.yml"
+    if budget_ms is None:
+        return LevelResult("L4", "failed", "no budget", [Problem(
+            f"no latency budget for category {plugin.spec.category}", file=str(policy_file),
+            path=f"$.latency_p95_ms.{plugin.spec.category}")])
+    seconds: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory(prefix="engine-conformance-") as base, \
+            PluginRunner(Path(base), workspace=ws.root if ws.root.is_dir() else None) as runner:
+        for operation, name, input_path in cases:
+            data = _raw(input_path) if input_path.is_file() else {}
+            context = _raw(input_path.with_name(f"{name}.context.json"))
+            repo = input_path.with_name(f"{name}.repo")
+            workdir = runner.workdir(repo if repo.is_dir() else None)
+            timed: list[float] = []
+            for i in range(LATENCY_CALLS + 1):
+                call = runner.call(plugin, operation, data, workdir=workdir, whatif=bool(context.get("whatif")),
+                                   task_id=name, run_id="conformance")
+                if i:
+                    timed.append(call.seconds)
+                if len(timed) >= LATENCY_MIN_CALLS and sum(timed) >= LATENCY_SPEND_SEC:
+                    break
+            seconds.setdefault(operation, []).extend(timed)
+    found = []
+    shown = []
+    for operation, values in seconds.items():
+        p95 = _percentile(values, 95) * 1000
+        shown.append(f"{operation} {p95:.1f} ms")
+        if p95 > budget_ms:
+            found.append(Problem(f"{plugin.id}.{operation}: P95 latency {p95:.1f} ms over {len(values)} calls is "
+                                 f"over the {plugin.spec.category} budget of {budget_ms:g} ms: make it faster, or "
+                                 "raise the budget if the category's is wrong for it", file=str(policy_file),
+                                 path=f"$.latency_p95_ms.{plugin.spec.category}"))
+    summary = f"P95 {', '.join(shown)} (budget {budget_ms:g} ms)"
+    return LevelResult("L4", "failed" if found else "passed", summary, found)
+
+
+def _percentile(values: list[float], pct: float) -> float:
+    """The nearest-rank percentile."""
+    ordered = sorted(values)
+    rank = max(1, -(-len(ordered) * pct // 100))
+    return ordered[int(rank) - 1]
 
 
 # -- L5 -----------------------------------------------------------------------------------------------
@@ -404,3 +755,121 @@ def _policies(ws: Workspace, plugin: LoadedPlugin) -> list[Problem]:
     where = {"forbidden_env": "$.env", "whatif_required": "$.whatif"}
     return [Problem(f"policy engine.{d.policy} denies: {d.message}", file=spec_file, path=where.get(d.rule))
             for d in result.denials]
+
+
+# -- many plugins: the matrix, the changed ones -------------------------------------------------------
+
+def _is_bundled(plugin: LoadedPlugin) -> bool:
+    from engine.bundled import bundled
+
+    return plugin.origin == "builtin" or plugin.folder.resolve().is_relative_to(bundled("plugins").resolve())
+
+
+@dataclass(frozen=True)
+class ConformanceSet:
+    """Several plugins' reports (``--matrix``: every bundled plugin, in a fresh example workspace;
+    ``--changed-since``: the plugins whose folders changed), with the SDK versions each was run for."""
+
+    selection: str
+    kernel: str
+    sdk_versions: list[str]
+    reports: list[ConformanceReport]
+    sdk_of: dict[str, list[str]]  # plugin id -> the SDK versions it declares (this kernel's when none)
+    written: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok and r.meets_declared is not False for r in self.reports) and all(
+            set(v) & set(self.sdk_versions) for v in self.sdk_of.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"selection": self.selection, "kernel": self.kernel, "sdk_versions": self.sdk_versions, "ok": self.ok,
+                "plugins": [r.as_dict() for r in self.reports], "declared_sdk_versions": self.sdk_of,
+                "output": str(self.written) if self.written else None}
+
+
+def matrix(ws: Workspace, output: Path | None = None) -> ConformanceSet:
+    """Every bundled plugin at its declared level (L5 when it declares none) against this kernel, in ``ws``
+    (a ``fresh_workspace``: nothing of the user's replaces a bundled plugin); ``output``: write the Markdown
+    table there (docs/compatibility.md)."""
+    from engine import __version__
+    from engine.bundled import bundled
+    from engine.sdk import SUPPORTED_SDK_VERSIONS
+
+    ids = sorted(p.parent.name for p in bundled("plugins").glob(f"*/{SPEC_FILE}"))
+    reports = [run_conformance(ws, plugin_id, write=False) for plugin_id in ids]
+    sdk_of = {r.plugin: _declared_sdk(r.folder) for r in reports}
+    result = ConformanceSet("matrix", __version__, list(SUPPORTED_SDK_VERSIONS), reports, sdk_of)
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(matrix_markdown(result), encoding="utf-8")
+        result = replace(result, written=output)
+    return result
+
+
+def _declared_sdk(folder: Path | None) -> list[str]:
+    from engine.sdk import SDK_VERSION
+
+    declared = _raw(folder / SPEC_FILE).get("sdk_versions") if folder else None
+    return [str(v) for v in declared] if isinstance(declared, list) and declared else [SDK_VERSION]
+
+
+_MARK = {"passed": "pass", "failed": "FAIL", "skipped": "skip"}
+
+
+def matrix_markdown(result: ConformanceSet) -> str:
+    """The compatibility matrix as Markdown: one row per plugin and SDK version it declares; a level's
+    cell pass / FAIL / skip (no timings: the file is the same on every run that gives the same verdicts)."""
+    import textwrap
+
+    about = ("Generated by `engine conformance --matrix --output docs/compatibility.md` (CI: "
+             "`.github/workflows/compatibility-matrix.yml`); do not edit by hand. Each bundled plugin is run "
+             "through the conformance levels L0 up to the one it declares (L5 when it declares none) against "
+             f"engine {result.kernel}, which provides plugin SDK {', '.join(result.sdk_versions)}. A level "
+             "above the declared one is `-`. What each level checks: docs/plugin-guide.md, section 8.")
+    lines = ["# Plugin compatibility matrix", "", *textwrap.wrap(about, width=110, break_on_hyphens=False), "",
+             "| plugin | version | category | SDK | declared | L0 | L1 | L2 | L3 | L4 | L5 | verdict |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for report in result.reports:
+        statuses = {r.level: _MARK[r.status] for r in report.levels}
+        spec = _raw(report.folder / SPEC_FILE) if report.folder else {}
+        for sdk in result.sdk_of.get(report.plugin, []):
+            if sdk not in result.sdk_versions:
+                cells = ["-"] * len(LEVELS)
+                verdict = f"not run: engine {result.kernel} does not provide SDK {sdk}"
+            else:
+                cells = [statuses.get(level, "-") for level in LEVELS]
+                verdict = ("ok" if report.ok else "FAIL") if report.declared is None else \
+                    f"{'meets' if report.meets_declared else 'does not meet'} {report.declared}"
+            lines.append(f"| {report.plugin} | {report.version or '?'} | {spec.get('category', '?')} | {sdk} | "
+                         f"{report.declared or '-'} | " + " | ".join(cells) + f" | {verdict} |")
+    return "\n".join(lines) + "\n"
+
+
+def changed_since(ws: Workspace, rev: str, cwd: Path, reports: Path | None = None) -> ConformanceSet:
+    """Each plugin whose folder (``plugins/<id>/`` anywhere in the git repository at ``cwd``) changed since
+    ``rev`` (in commits since, or in the work tree) and still exists, run at its declared level in ``ws``."""
+    from engine import __version__
+    from engine.sdk import SUPPORTED_SDK_VERSIONS
+
+    def git(*args: str) -> str:
+        proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise UsageError(f"git {' '.join(args)}: {proc.stderr.strip() or 'failed'}")
+        return proc.stdout
+
+    top = Path(git("rev-parse", "--show-toplevel").strip())
+    ids: list[str] = []
+    # committed since REV, changed in the work tree, new in it
+    changed = git("diff", "--name-only", f"{rev}...HEAD") + git("diff", "--name-only", "HEAD") + \
+        git("ls-files", "--others", "--exclude-standard", "--full-name")
+    for name in changed.splitlines():
+        parts = Path(name).parts
+        for i in range(len(parts) - 1):
+            if parts[i] == "plugins" and (top.joinpath(*parts[:i + 2]) / SPEC_FILE).is_file() \
+                    and parts[i + 1] not in ids:
+                ids.append(parts[i + 1])
+                break
+    done = [run_conformance(ws, plugin_id, reports=reports) for plugin_id in sorted(ids)]
+    return ConformanceSet(f"changed since {rev}", __version__, list(SUPPORTED_SDK_VERSIONS), done,
+                          {r.plugin: _declared_sdk(r.folder) for r in done})

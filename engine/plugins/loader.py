@@ -37,6 +37,7 @@ from typing import Any
 from engine.bundled import bundled
 from engine.contracts import Manifest, PluginSpec, check_schema, problems
 from engine.errors import PluginLoadError, Problem
+from engine.sdk import SUPPORTED_SDK_VERSIONS
 
 SPEC_FILE = "plugin.spec.json"
 MANIFEST_FILE = "manifest.json"
@@ -91,15 +92,19 @@ def _walk(folder: Path, *, caches: bool = False) -> list[Path]:
     return sorted(found)
 
 
+def source_files(folder: Path) -> list[Path]:
+    """The files (and symlinks) ``source_digest`` covers, sorted: every one but ``manifest.json`` and
+    Python caches."""
+    return [path for path in _walk(folder) if path.relative_to(folder).as_posix() != MANIFEST_FILE]
+
+
 def source_digest(folder: Path) -> str:
     """SHA-256 over every file of the plugin (relative path and content) but ``manifest.json``, which
     holds the digest, and Python caches (``__pycache__``, ``*.pyc``). A symlink counts as where it
     points (its target, inside the folder, counts by its content)."""
     h = hashlib.sha256()
-    for path in _walk(folder):
+    for path in source_files(folder):
         rel = path.relative_to(folder).as_posix()
-        if rel == MANIFEST_FILE:
-            continue
         body = b"link:" + os.readlink(path).encode() if path.is_symlink() else b"file:" + path.read_bytes()
         h.update(rel.encode() + b"\0" + body + b"\0")
     return "sha256:" + h.hexdigest()
@@ -236,6 +241,10 @@ def load_plugin(folder: Path, *, origin: str = "path", root: Path | None = None,
     if spec.category == "state_change" and not spec.whatif:
         found.append(Problem('a state_change plugin must support WhatIf: set "whatif": true and plan (change '
                              "nothing) whenever ctx.whatif is true", file=str(spec_path), path="$.whatif"))
+    if spec.sdk_versions and not set(spec.sdk_versions) & set(SUPPORTED_SDK_VERSIONS):
+        found.append(Problem(f"written for plugin SDK {', '.join(spec.sdk_versions)}; this engine provides SDK "
+                             f"{', '.join(SUPPORTED_SDK_VERSIONS)}: use an engine that provides it, or port the "
+                             "plugin and add the version to sdk_versions", file=str(spec_path), path="$.sdk_versions"))
     if spec.default_operation and spec.default_operation not in spec.operations:
         found.append(Problem(f"default_operation {spec.default_operation!r} is not one of the operations",
                              file=str(spec_path), path="$.default_operation"))

@@ -12,8 +12,9 @@ What the generator owns, and what it never touches:
   module's fence holds one function per operation that hands the call to ``_<operation>``, written outside
   the fence: an operation added to the spec gets a stub ``_<operation>`` appended once (raising
   ``PluginError`` until written), never rewritten.
-- ``conformance/fixtures/<operation>/`` golden fixtures are written once, from the template, for the
-  template's operation; the author adds the others.
+- ``conformance/fixtures/<operation>/`` golden fixtures and ``conformance/features/<operation>.feature``
+  behaviour scenarios are written once, from the template, for the template's operation; the author adds
+  the others.
 
 A folder that exists is updated only when the generator made it (its entry point holds the AUTO fence).
 """
@@ -243,6 +244,9 @@ def _render(folder: Path, spec: dict[str, Any], module: str, result: Scaffold) -
             base = f"conformance/fixtures/{case['operation']}/{case['name']}"
             _write(folder, f"{base}.input.json", json.dumps(case["input"], indent=2) + "\n", result)
             _write(folder, f"{base}.output.json", json.dumps(case["output"], indent=2) + "\n", result)
+        first = next(iter(spec["operations"]))
+        _write(folder, f"conformance/features/{first}.feature", _template(f"{category}/scenarios.feature")
+               .substitute(values), result)
 
 
 def _add_stubs(text: str, spec: dict[str, Any], module: str) -> str:

@@ -95,9 +95,28 @@ def _failure(step: Step, data: Mapping[str, Any], parameter: Parameter, record: 
     typed = {"message": message, "kind": kind, "code": code, "retryable": retryable, "plugin": plugin,
              "operation": operation}
     variables = {"error": typed, "failures": int(data.get("failures") or 0) + 1}
-    record = {**record, "status": "error", "reason": message,
-              "error": {"kind": kind, "code": code, "retryable": retryable}}
-    return StepResult(_with_outputs(step, data, variables, parameter), record, plugin=plugin, operation=operation)
+    return StepResult(_with_outputs(step, data, variables, parameter), failed_record(record, error), plugin=plugin,
+                      operation=operation)
+
+
+def call_record(plugin: LoadedPlugin, operation: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+    """What a step's ledger record says of a plugin call before it returns: which plugin (id, version, source
+    digest), which operation, and the digest of what it was given."""
+    return {"plugin": {"id": plugin.id, "version": plugin.version, "digest": plugin.digest, "operation": operation},
+            "input_digest": digest(payload)}
+
+
+def completed_record(record: Mapping[str, Any], output: Mapping[str, Any]) -> dict[str, Any]:
+    """``record`` of a call that answered ``output``."""
+    return {**record, "output_digest": digest(output), "status": "completed"}
+
+
+def failed_record(record: Mapping[str, Any], error: EngineError) -> dict[str, Any]:
+    """``record`` of a call (or step) that failed with ``error``: its message, kind, code, retryable."""
+    kind = getattr(error, "kind", "technical")
+    code = getattr(error, "code", None) or ("engine.contract" if isinstance(error, ContractViolation) else None)
+    return {**record, "status": "error", "reason": "; ".join(error.lines()),
+            "error": {"kind": kind, "code": code, "retryable": bool(getattr(error, "retryable", False))}}
 
 
 def resolve(topic: str, data: Mapping[str, Any], registry: Registry) -> tuple[str | None, str | None]:
@@ -122,8 +141,7 @@ def run_service(step: Step, topic: str, data: Mapping[str, Any], *, registry: Re
         return _failure(step, data, parameter, {}, error, plugin_id, operation)
     op = operation or plugin.spec.first_operation
     payload = {"task": data.get("task"), **_inputs(step, data, parameter)}
-    record: dict[str, Any] = {"plugin": {"id": plugin.id, "version": plugin.version, "digest": plugin.digest,
-                                         "operation": op}, "input_digest": digest(payload)}
+    record = call_record(plugin, op, payload)
     try:
         output = call(plugin, op, payload)
         taken = sorted(KERNEL_VARIABLES & output.keys())
@@ -132,7 +150,7 @@ def run_service(step: Step, topic: str, data: Mapping[str, Any], *, registry: Re
                                     "sets", plugin=plugin.id, operation=op, side="output")
     except (PluginError, ContractViolation) as e:
         return _failure(step, data, parameter, record, e, plugin.id, op)
-    record.update(output_digest=digest(output), status="completed")
+    record = completed_record(record, output)
     variables = {**output, "error": None}
     return StepResult(_with_outputs(step, data, variables, parameter), record, output=output, plugin=plugin.id,
                       operation=op)

@@ -19,7 +19,8 @@ CLI_SCHEMA = json.loads((CONTRACTS / "cli.v1.json").read_text(encoding="utf-8"))
 # the document of each command (and the error document), by its name in cli.v1.json's $defs
 DOCUMENTS = ("init", "run-event", "status", "submit", "requeue", "worktrees", "worktrees-prune", "validate", "show",
              "explain", "replay", "decide", "plugin-list", "plugin-check", "ledger-verify", "ledger-anchor",
-             "ledger-show", "ledger-export", "migrate", "shadow", "conformance", "plugin-new", "error")
+             "ledger-show", "ledger-export", "migrate", "shadow", "conformance", "conformance-set", "plugin-new",
+             "plugin-pack", "error")
 
 
 def _registry():

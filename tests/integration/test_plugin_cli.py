@@ -40,7 +40,7 @@ def test_list_shows_the_bundled_plugins_and_where_they_come_from(ws):
     assert (folder / "plugin.spec.json").is_file() and folder.parts[-2:] == ("plugins", "git-inspector")
     assert rows["git-inspector"] == {
         "id": "git-inspector", "version": "0.1.0", "category": "acquisition", "operations": ["status", "diff", "log"],
-        "origin": "bundled", "isolation": "process", "replaces": None, "conformance_level": None}
+        "origin": "bundled", "isolation": "process", "replaces": None, "conformance_level": "L5"}
     assert rows["task-parser"]["isolation"] == "inprocess"
     table = engine("plugin", "list", cwd=ws, check=0).stdout
     assert "git-inspector" in table and "bundled" in table

@@ -18,9 +18,34 @@ CATEGORIES = ("acquisition", "transformation", "state_change", "validation", "or
 
 WORD_COUNT = '''def _transform(ctx: Context, data: Mapping[str, Any]) -> dict[str, Any]:
     """Hand-written: the text normalised, and how many words it has."""
-    words = str((data["task"].get("args") or {}).get("text") or "").split()
+    text = (data["task"].get("args") or {}).get("text", "")
+    if not isinstance(text, str):
+        raise PluginError("task.args.text is not a string: give the text to count", code="NO_TEXT")
+    words = text.split()
     ctx.log.info("counted", words=len(words))
     return {"text": " ".join(w.lower() for w in words), "words": len(words)}
+'''
+
+
+WORD_COUNT_FEATURE = '''Feature: word-count counts the words of task.args.text
+  Scenario: words are counted and the text normalised
+    Given the task args:
+      """
+      {"text": "One two  THREE"}
+      """
+    When the plugin is called
+    Then it answers:
+      """
+      {"text": "one two three", "words": 3}
+      """
+
+  Scenario: no text is no words
+    Given the task args:
+      """
+      {}
+      """
+    When the plugin is called
+    Then the output at "words" is 0
 '''
 
 
@@ -57,7 +82,8 @@ def test_a_new_transformation_plugin_checks_tests_and_runs_and_an_update_keeps_t
         "plugin.spec.json", "manifest.json", "README_PLUGIN.md", "healthcheck.md", "src/word_count.py",
         "tests/test_word_count.py", "conformance/fixtures/transform/spaces-and-case.input.json",
         "conformance/fixtures/transform/spaces-and-case.output.json",
-        "conformance/fixtures/transform/empty.input.json", "conformance/fixtures/transform/empty.output.json"}
+        "conformance/fixtures/transform/empty.input.json", "conformance/fixtures/transform/empty.output.json",
+        "conformance/features/transform.feature"}
     assert "plugin word-count ok" in engine("plugin", "check", "word-count", cwd=example_ws, check=0).stdout
     proc = generated_tests(folder)
     assert proc.returncode == 0 and "3 passed" in proc.stdout, proc.stdout + proc.stderr
@@ -91,6 +117,15 @@ def test_a_new_transformation_plugin_checks_tests_and_runs_and_an_update_keeps_t
     counted = [o["output"] for o in outputs if o.get("plugin") == "word-count"]
     assert counted == [{"text": "one two three", "words": 3}]
     replays(example_ws)
+
+    # with its behaviour written as scenarios, it passes every conformance level its template declares
+    (folder / "conformance" / "features" / "transform.feature").write_text(WORD_COUNT_FEATURE)
+    engine("plugin", "new", "word-count", cwd=example_ws, check=0)  # the manifest's digest follows
+    report = assert_document(engine("conformance", "word-count", "--json", cwd=example_ws, check=0).stdout,
+                             "conformance")
+    assert [(r["level"], r["status"]) for r in report["levels"]] == [
+        ("L0", "passed"), ("L1", "passed"), ("L2", "passed"), ("L3", "passed"), ("L4", "passed"), ("L5", "passed")]
+    assert report["declared_level"] == "L5" and report["meets_declared_level"] is True
 
     # an operation added to the spec: the fenced parts follow, the hand-written body stays
     spec_path = folder / "plugin.spec.json"

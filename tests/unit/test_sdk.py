@@ -12,8 +12,10 @@ from engine import sdk
 
 
 def test_exported_members():
-    assert sorted(sdk.__all__) == ["Context", "PluginError", "ToolResult", "ToolTask", "WorktreeChanges", "run_tool",
-                                   "task_problems", "verdict", "worktree_changes", "worktree_snapshot"]
+    assert sorted(sdk.__all__) == ["Context", "PluginError", "SDK_VERSION", "SUPPORTED_SDK_VERSIONS", "ToolResult",
+                                   "ToolTask", "WorktreeChanges", "run_tool", "task_problems", "verdict",
+                                   "worktree_changes", "worktree_snapshot"]
+    assert sdk.SDK_VERSION in sdk.SUPPORTED_SDK_VERSIONS
     assert all(name in vars(sdk) for name in sdk.__all__)
 
 

@@ -132,6 +132,16 @@ class _Unreadable(Exception):
         self.rule, self.line, self.message = rule, line, message
 
 
+def _at(line: int) -> Callable[[str], int | None]:
+    """A line finder giving ``line`` for every path (a document on one line)."""
+    return lambda _path: line
+
+
+def _finder(node: Any) -> Callable[[str], int | None]:
+    """A line finder over the composed ``node`` (None: no line for any path)."""
+    return lambda path: _line(node, path)
+
+
 def _documents(path: Path) -> Iterator[tuple[Any, Callable[[str], int | None], str]]:
     """(document, its line finder, a label) for each document of a file."""
     text = path.read_text(encoding="utf-8")
@@ -144,7 +154,7 @@ def _documents(path: Path) -> Iterator[tuple[Any, Callable[[str], int | None], s
                 document = json.loads(raw)
             except json.JSONDecodeError as e:
                 raise _Unreadable("json", number, f"line {number} is not JSON: {e.msg}") from e
-            yield document, lambda _p, n=number: n, ""
+            yield document, _at(number), ""
         return
     if suffix in YAML:
         import yaml
@@ -157,7 +167,7 @@ def _documents(path: Path) -> Iterator[tuple[Any, Callable[[str], int | None], s
         nodes = _nodes(text)
         for index, document in enumerate(documents):
             node = nodes[index] if index < len(nodes) else None
-            yield document, lambda p, n=node: _line(n, p), f"document {index + 1}" if len(documents) > 1 else ""
+            yield document, _finder(node), f"document {index + 1}" if len(documents) > 1 else ""
         return
     try:
         document = json.loads(text)
@@ -165,7 +175,7 @@ def _documents(path: Path) -> Iterator[tuple[Any, Callable[[str], int | None], s
         raise _Unreadable("json", e.lineno, f"not JSON: {e.msg} (column {e.colno})") from e
     nodes = _nodes(text)
     node = nodes[0] if len(nodes) == 1 else None
-    yield document, lambda p: _line(node, p), ""
+    yield document, _finder(node), ""
 
 
 def _inside(name: str, field: str) -> None:

@@ -36,7 +36,9 @@ from engine.sdk import Context, PluginError
 try:
     import git
 except ImportError:  # GitPython refuses to import when it finds no git executable
-    git = None
+    GITPYTHON = False
+else:
+    GITPYTHON = True
 
 FALLBACK_NAME = "engine"
 FALLBACK_EMAIL = "engine@localhost"
@@ -59,7 +61,7 @@ def _repo(ctx: Context) -> Any:
     if shutil.which("git") is None:
         raise PluginError(f"git is not installed or not on PATH ({os.environ.get('PATH', '')}); install git "
                           "or put it on the engine's PATH", retryable=False)
-    if git is None:
+    if not GITPYTHON:
         raise PluginError("GitPython cannot be imported in the plugin's worker; install GitPython>=3.1 in the "
                           "engine's environment", retryable=False)
     try:

@@ -45,7 +45,9 @@ from engine.sdk import Context, PluginError
 try:
     import git
 except ImportError:  # GitPython refuses to import when it finds no git executable
-    git = None
+    GITPYTHON = False
+else:
+    GITPYTHON = True
 
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 READ_ENV = {"GIT_OPTIONAL_LOCKS": "0"}
@@ -76,7 +78,7 @@ def _repo(ctx: Context) -> Any:
     if shutil.which("git") is None:
         raise PluginError("git is not installed or not on PATH; install git or put it on the engine's PATH",
                           retryable=False)
-    if git is None:
+    if not GITPYTHON:
         raise PluginError("GitPython cannot be imported in the plugin's worker; install GitPython>=3.1 in the "
                           "engine's environment", retryable=False)
     path = str(ctx.workdir)
@@ -268,7 +270,7 @@ def _index_files(repo: Any) -> Files | None:
         entries = list(index.entries.values())
         plain = not any(e.stage or e.flags & 0x8000 or e.extended_flags or e.mode == GITLINK for e in entries)
         if plain and not _extensions(index._extension_data) & {b"link", b"sdir"}:
-            files = {e.path: (e.mode, e.binsha) for e in entries}
+            files = {os.fspath(e.path): (e.mode, e.binsha) for e in entries}
     except Exception:  # noqa: BLE001 (any index GitPython does not read goes to git)
         files = None
     _remember(_INDEXES, path, (key, files))
@@ -371,12 +373,14 @@ def diff(ctx: Context, data: Mapping[str, Any]) -> dict[str, Any]:
                                                             env={**READ_ENV, **store})
         except git.GitCommandError as e:
             raise PluginError(f"git diff from {base} failed: {e.stderr.strip()}", retryable=False) from e
-    files = []
+    files: list[dict[str, Any]] = []
+    total = 0
     for row in numstat.splitlines():
         added, removed, path = row.split("\t", 2)
-        files.append({"path": path, "added": int(added) if added != "-" else 0,
-                      "removed": int(removed) if removed != "-" else 0})
-    total = sum(f["added"] + f["removed"] for f in files)
+        lines_added = int(added) if added != "-" else 0
+        lines_removed = int(removed) if removed != "-" else 0
+        files.append({"path": path, "added": lines_added, "removed": lines_removed})
+        total += lines_added + lines_removed
     return {"diff": {"base": base, "files": files, "changed_files": len(files), "diff_lines": total}}
 
 

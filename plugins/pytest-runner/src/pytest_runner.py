@@ -57,7 +57,9 @@ def _python(workdir: Path) -> str:
     """The interpreter of the repository's virtual environment (in the worktree, else in the checkout the
     worktree was made from: a .venv is not committed, so a fresh worktree has none), else the worker's."""
     for root in (workdir, _main_checkout(workdir)):
-        for candidate in VENVS if root is not None else ():
+        if root is None:
+            continue
+        for candidate in VENVS:
             path = root / candidate
             if path.is_file():
                 return str(path)

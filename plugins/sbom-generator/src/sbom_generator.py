@@ -195,7 +195,8 @@ class _Reader:
             if not sites:
                 continue
             for dist in importlib.metadata.distributions(path=[str(s) for s in sites]):
-                name = dist.metadata.get("Name")
+                names = dist.metadata.get_all("Name")  # the first, as Message.get gives
+                name = names[0] if names else None
                 package = self.packages.get(_key(name)) if name else None
                 if package is None:
                     continue
@@ -363,7 +364,8 @@ def _where(package: _Package) -> tuple[str | None, int | None]:
 def check(ctx: Context, data: Mapping[str, Any]) -> dict[str, Any]:
     """The SBOM of the whole repository (``data.files`` does not narrow it) and its policy verdict."""
     args = _args(data)
-    policy = data.get("policy") if isinstance(data.get("policy"), Mapping) else {}
+    raw_policy = data.get("policy")
+    policy: Mapping[str, Any] = raw_policy if isinstance(raw_policy, Mapping) else {}
     # the workspace's policy (engine.toml [policy], passed by the quality gate) and the task's own lists
     deny_packages = [_package_rule(r) for r in _strings(policy, "deny_packages", DEFAULT_DENY_PACKAGES)
                      + _strings(args, "deny_packages", ())]
