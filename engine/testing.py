@@ -128,12 +128,12 @@ class KernelHarness:
 def fixture_repo(path: Path, files: Mapping[str, str | bytes] | Path | None = None, *,
                  when: datetime = FIXED_NOW) -> Path:
     """A git repository at ``path`` (made if missing) holding ``files`` (relative path -> text or bytes, or
-    a folder whose contents are copied), committed once on branch ``main`` by ``FIXTURE_AUTHOR`` at
-    ``when``, with no user or system git configuration read: the same files give the same commit id on
-    every machine. Returns ``path``."""
+    a folder whose contents, but for Python caches, are copied), committed once on branch ``main`` by
+    ``FIXTURE_AUTHOR`` at ``when``, with no user or system git configuration read: the same files give the
+    same commit id on every machine. Returns ``path``."""
     path.mkdir(parents=True, exist_ok=True)
-    if isinstance(files, Path):
-        shutil.copytree(files, path, dirs_exist_ok=True)
+    if isinstance(files, Path):  # not Python's caches (an installed copy of the folder may have been compiled)
+        shutil.copytree(files, path, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     else:
         for rel, content in (files or {}).items():
             target = path / rel

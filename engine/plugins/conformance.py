@@ -1,7 +1,7 @@
 """Plugin conformance: the levels a plugin meets, checked for real (``engine conformance ID``).
 
 Levels are cumulative, L0 first; a run goes from L0 up to the level asked for (``--level``), else the
-plugin's declared ``conformance_level`` (``plugin.spec.json``), else L5. Built so far:
+plugin's declared ``conformance_level`` (``plugin.spec.json``), else L5:
 
 - **L0 static**: the plugin loads (``check_plugin``: spec and manifest against ``contracts/plugin.v1.json``
   and each other, containment, the entry point imported in a worker), its manifest carries a
@@ -11,13 +11,21 @@ plugin's declared ``conformance_level`` (``plugin.spec.json``), else L5. Built s
   with ``MYPY_ARGS``: every function annotated and every body checked, but not ``--strict`` (whose
   ``warn_return_any`` and friends mostly flag plugin code that reads untyped JSON). Caches go to a
   temporary folder: nothing is written into the plugin folder, whose digest would change.
-- **L1 golden fixtures**: each ``conformance/fixtures/<operation>/<name>.input.json`` with its
-  ``<name>.output.json``: the input valid against the operation's ``input_schema``, the expected output
-  against its ``output_schema``, and the operation called for real through the engine's dispatch
-  (``Dispatcher`` and a ``WorkerPool``) in a worker process, also for an ``inprocess`` plugin, so that
-  nothing the plugin does can end this command, with a fixed context (``FIXED_NOW``, seed 0, run id
-  ``conformance``, task id the fixture's name, not WhatIf, an empty temporary ``workdir``): its output
-  must equal the expected one exactly; the first differing JSON path is named.
+- **L1 golden fixtures**: each ``conformance/fixtures/<operation>/<name>.input.json`` with its expected
+  ``<name>.output.json`` or ``<name>.error.json`` (and optionally ``<name>.context.json``, WhatIf or task
+  id, and ``<name>.repo/``, the files of a fixture repository as the workdir): the input valid against the
+  operation's ``input_schema``, the expected output against its ``output_schema``, and the operation
+  called as the kernel calls it (``engine.testing.PluginRunner``: dispatch, schemas, a worker process, also
+  for an ``inprocess`` plugin, so that nothing the plugin does can end this command) with a fixed context
+  (``FIXED_NOW``, seed 0, run id ``conformance``, task id the fixture's name): its output must equal the
+  expected one exactly (the first differing JSON path is named), or its error have the expected code.
+- **L2 behaviour scenarios**: ``conformance/features/*.feature`` run by pytest-bdd in a subprocess with the
+  engine's steps (``engine.plugins.scenarios``) and the plugin's own (``conformance/features/steps.py``).
+- **L3 integration**: the plugin bound (``select_plugin``) in a copy of the example process in a fresh
+  example workspace, its tasks (``conformance/tasks.jsonl``, else from the fixtures) run by ``engine run
+  --drain`` in a subprocess to done; the ledger verifies and the run replays.
+- **L4 performance**: the P95 latency of the fixtures in a warm worker within the category's
+  ``latency_p95_ms`` of the workspace's ``policies/performance.yml``.
 - **L5 security**: the workspace's own policies (``policies/*.rego``) evaluated on what the plugin asks
   for, ``{"phase": "conformance", "plugin": {"id", "category", "whatif"}, "env": [names]}`` (so the
   ``forbidden_env`` and ``whatif_required`` rules apply as they would to a task), plus checks in Python:
@@ -27,10 +35,9 @@ plugin's declared ``conformance_level`` (``plugin.spec.json``), else L5. Built s
   ``no_secret_files`` (no key, ``.env``, ``.git/`` or ``.ssh/`` in the plugin folder) and
   ``state_change_plans`` (every operation of a ``state_change`` plugin answers with a ``plan``: its
   output_schema requires ``plan``, decision 0011).
-- **L2, L3, L4** are not built yet: reported ``skipped`` with that reason, never as passed.
-
-A level is ``passed``, ``failed`` or ``skipped``; the run passes when no level failed, and the plugin
-meets its declared level when every level up to it passed. The report document (``as_dict``) is what
+A level is ``passed``, ``failed`` or ``skipped`` (nothing to check; ``failed`` when the declared level
+includes it); the run passes when no level failed, and the plugin meets its declared level when every
+level up to it passed. The report document (``as_dict``) is what
 ``--json`` prints and what is written to ``conformance/reports/<id>-<version>.json`` in the workspace.
 """
 
@@ -53,7 +60,7 @@ from engine.contracts import problems_against
 from engine.errors import EngineError, Problem, UsageError
 from engine.plugins.catalog import check_plugin
 from engine.plugins.loader import MANIFEST_FILE, SPEC_FILE, LoadedPlugin
-from engine.workspace import Workspace
+from engine.workspace import ENV_PLUGIN_PATH, ENV_WORKSPACE, Workspace
 
 LEVELS = ("L0", "L1", "L2", "L3", "L4", "L5")
 FIXTURES = Path("conformance") / "fixtures"
@@ -176,6 +183,15 @@ def run_conformance(ws: Workspace, plugin_id: str, level: str | None = None, *, 
     return report
 
 
+def _nothing_to_check(level: str, why: str, *, requires: bool, fix: str, where: Path) -> LevelResult:
+    """A level with nothing to check: ``skipped``, or ``failed`` (saying what to add) when the plugin's
+    declared level includes it."""
+    if not requires:
+        return LevelResult(level, "skipped", why)
+    return LevelResult(level, "failed", why, [Problem(
+        f"the plugin declares a conformance level that includes {level} but {fix}", file=str(where))])
+
+
 def _includes(declared: str | None, level: str) -> bool:
     return declared is not None and LEVELS.index(declared) >= LEVELS.index(level)
 
@@ -259,12 +275,10 @@ def _level1(ws: Workspace, plugin: LoadedPlugin | None, *, requires: bool) -> Le
     assert plugin is not None
     cases = list(fixtures(plugin.folder))
     if not cases:
-        why = f"not run: no fixtures in {plugin.folder / FIXTURES}/<operation>/<name>.input.json"
-        if requires:
-            return LevelResult("L1", "failed", why, [Problem(
-                "the plugin declares a conformance level that includes L1 but has no golden fixtures: add "
-                "<operation>/<name>.input.json and <name>.output.json", file=str(plugin.folder / FIXTURES))])
-        return LevelResult("L1", "skipped", why)
+        return _nothing_to_check("L1", f"not run: no fixtures in {plugin.folder / FIXTURES}/<operation>/<name>"
+                                 ".input.json", requires=requires, where=plugin.folder / FIXTURES,
+                                 fix="has no golden fixtures: add <operation>/<name>.input.json and "
+                                     "<name>.output.json")
     from engine.testing import PluginRunner
 
     found: list[Problem] = []
@@ -461,12 +475,9 @@ def _level2(plugin: LoadedPlugin | None, *, requires: bool) -> LevelResult:
     features = plugin.folder / FEATURES
     files = sorted(features.rglob("*.feature")) if features.is_dir() else []
     if not files:
-        why = f"not run: no scenarios in {features}/*.feature"
-        if requires:
-            return LevelResult("L2", "failed", why, [Problem(
-                "the plugin declares a conformance level that includes L2 but has no behaviour scenarios: add "
-                "a .feature file (steps: engine.plugins.scenarios, docs/plugin-guide.md)", file=str(features))])
-        return LevelResult("L2", "skipped", why)
+        return _nothing_to_check("L2", f"not run: no scenarios in {features}/*.feature", requires=requires,
+                                 where=features, fix="has no behaviour scenarios: add a .feature file (steps: "
+                                                     "engine.plugins.scenarios, docs/plugin-guide.md)")
     with tempfile.TemporaryDirectory(prefix="engine-scenarios-") as temp:
         root = Path(temp)
         results = root / "results.jsonl"
@@ -574,8 +585,11 @@ def _level3(plugin: LoadedPlugin | None) -> LevelResult:
             old.unlink()
         (inbox / "conformance.jsonl").write_text("".join(json.dumps(t) + "\n" for t in tasks), encoding="utf-8")
         try:
-            proc = subprocess.run([sys.executable, "-m", "engine", "run", "--drain"], cwd=root, capture_output=True,
-                                  text=True, timeout=RUN_TIMEOUT_SEC, check=False)
+            # this workspace and no other: not the one $ENGINE_WORKSPACE names, nor plugins $ENGINE_PLUGIN_PATH adds
+            env = {k: v for k, v in os.environ.items() if k not in (ENV_WORKSPACE, ENV_PLUGIN_PATH)}
+            proc = subprocess.run([sys.executable, "-m", "engine", "--workspace", str(root), "run", "--drain"],
+                                  cwd=root, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT_SEC,
+                                  check=False)
         except (OSError, subprocess.TimeoutExpired) as e:
             return LevelResult("L3", "failed", "the run did not finish", [Problem(f"engine run --drain: {e}")])
         found = _integration_problems(root, plugin, tasks, source, proc)
@@ -637,19 +651,16 @@ LATENCY_MIN_CALLS, LATENCY_SPEND_SEC = 5, 5.0  # ... or fewer (at least 5) once 
 
 def _level4(ws: Workspace, plugin: LoadedPlugin | None, *, requires: bool) -> LevelResult:
     """P95 latency of the plugin's golden fixtures (each called ``LATENCY_CALLS`` times in a warm worker, or
-    at least ``LATENCY_MIN_CALLS`` when they are slow)
-    within its category's budget in the workspace's ``policies/performance.yml`` (``latency_p95_ms``)."""
+    at least ``LATENCY_MIN_CALLS`` when they are slow) within its category's budget in the workspace's
+    ``policies/performance.yml`` (``latency_p95_ms``)."""
     assert plugin is not None
     from engine.testing import PluginRunner
 
     cases = list(fixtures(plugin.folder))
     if not cases:
-        why = f"not run: L4 times the golden fixtures and there are none in {plugin.folder / FIXTURES}"
-        if requires:
-            return LevelResult("L4", "failed", why, [Problem(
-                "the plugin declares a conformance level that includes L4 but has no golden fixtures to time",
-                file=str(plugin.folder / FIXTURES))])
-        return LevelResult("L4", "skipped", why)
+        return _nothing_to_check("L4", f"not run: L4 times the golden fixtures and there are none in "
+                                 f"{plugin.folder / FIXTURES}", requires=requires, where=plugin.folder / FIXTURES,
+                                 fix="has no golden fixtures to time")
     try:
         performance = ws.performance()
     except EngineError as e:

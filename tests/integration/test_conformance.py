@@ -413,3 +413,13 @@ def test_the_matrix_holds_every_bundled_plugin_at_its_declared_level_and_is_the_
     committed = Path(__file__).resolve().parents[2] / "docs" / "compatibility.md"
     assert text == committed.read_text(), "docs/compatibility.md is out of date: run `engine conformance --matrix " \
                                           "--output docs/compatibility.md`"
+
+
+def test_l3_runs_only_its_own_workspace_whatever_engine_workspace_says(example_ws, tmp_path):
+    inbox = sorted(p.name for p in (example_ws / ".tasks" / "inbox").iterdir())
+    assert inbox  # the example's tasks, waiting
+    body = json.loads(engine("conformance", "task-parser", "--level", "L3", "--json", cwd=tmp_path,
+                             env={"ENGINE_WORKSPACE": str(example_ws)}, check=0).stdout)
+    assert body["levels"][3]["status"] == "passed"
+    assert sorted(p.name for p in (example_ws / ".tasks" / "inbox").iterdir()) == inbox
+    assert not any((example_ws / ".tasks" / "done").iterdir())

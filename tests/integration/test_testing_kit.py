@@ -68,6 +68,8 @@ def test_a_fixture_repository_has_the_same_commit_everywhere(tmp_path):
     (source / "src").mkdir(parents=True)
     (source / "README.md").write_text("hi\n")
     (source / "src" / "app.py").write_text("print(1)\n")
+    (source / "src" / "__pycache__").mkdir()  # what pip's byte-compiling leaves in an installed copy
+    (source / "src" / "__pycache__" / "app.cpython-311.pyc").write_bytes(b"\0")
     two = fixture_repo(tmp_path / "two", source)
     assert head(one) == head(two) and len(head(one)) == 40
     branch = subprocess.run(["git", "branch", "--show-current"], cwd=one, capture_output=True, text=True).stdout
