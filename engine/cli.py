@@ -997,6 +997,32 @@ def _conformance_set(result: Any, as_json: bool) -> int:
     return ExitCode.OK if result.ok else ExitCode.PLUGIN_INVALID
 
 
+@plugin.command("route")
+@click.argument("plugin_id", metavar="ID")
+@click.option("--tool", metavar="TOOL", help="The task tool to route (default: ID).")
+@click.option("--json", "as_json", is_flag=True,
+              help='Print {"plugin": ID, "tool": TOOL, "file": PATH, "added": [...]}.')
+@click.pass_context
+def plugin_route(ctx: click.Context, plugin_id: str, tool: str | None, as_json: bool) -> int:
+    """Route tasks whose tool is TOOL to plugin ID: a select_plugin rule in the workspace's
+    process/decisions.dmn (and a needs_worktree rule for a state_change plugin), then the models are loaded
+    as `engine run` would and put back if they no longer load. Running it again changes nothing. Exit 6 for
+    an unknown plugin, 2 when a rule already routes TOOL to another plugin, 3 when the models break."""
+    from engine.plugins.binding import route
+
+    ws = _workspace(ctx)
+    routed = route(ws, plugin_id, tool or plugin_id)
+    if as_json:
+        out.print_json(json.dumps(routed.as_dict()))
+    elif routed.added:
+        out.print(f"tool {routed.tool!r} now runs plugin {routed.plugin}: added {', '.join(routed.added)} to "
+                  f"{routed.file}", markup=False)
+    else:
+        out.print(f"tool {routed.tool!r} already runs plugin {routed.plugin} ({routed.file}): nothing changed",
+                  markup=False)
+    return ExitCode.OK
+
+
 @plugin.command("new")
 @click.argument("plugin_id", metavar="ID")
 @click.option("--category", type=click.Choice(["acquisition", "transformation", "state_change", "validation",

@@ -10,9 +10,69 @@ author can use it to try a new plugin in a workspace before editing the table in
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from engine.errors import EngineError
+from engine.errors import EngineError, ModelError, PluginLoadError, Problem, UsageError
+
+if TYPE_CHECKING:
+    from engine.workspace import Workspace
+
+@dataclass(frozen=True)
+class Routed:
+    """What ``route`` did: the rules it added to ``file`` (none when the tool was routed there already)."""
+
+    plugin: str
+    tool: str
+    file: Path
+    added: list[str]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"plugin": self.plugin, "tool": self.tool, "file": str(self.file), "added": self.added}
+
+
+def route(ws: Workspace, plugin_id: str, tool: str) -> Routed:
+    """Route tasks whose tool is ``tool`` to the installed plugin ``plugin_id`` in the workspace's
+    ``decisions.dmn`` (``route_tool``; a worktree for a state-change plugin), then load the models as
+    ``engine run`` would: a model that no longer loads is put back as it was and the problems raised.
+    Refused: an unknown plugin (``PluginLoadError``), a tool a rule already routes to another plugin
+    (``UsageError``, naming the rule and its line: change it in Camunda Modeler instead)."""
+    from lxml import etree
+
+    from engine.kernel import load_registry
+    from engine.process import load_models
+
+    registry = load_registry(ws)
+    plugin = registry.get(plugin_id)
+    if plugin is None:
+        hint = registry.suggest(plugin_id)
+        raise PluginLoadError(f"no plugin {plugin_id!r} is installed" + (f"; did you mean {hint!r}?" if hint else ""),
+                              plugin=plugin_id)
+    path = ws.dmn
+    before = path.read_bytes()
+    tree = etree.parse(str(path))
+    ns = {"d": tree.getroot().nsmap[None]}
+    wanted = f'"{tool}"'
+    for rule in tree.iterfind(".//d:decision[@id='select_plugin']/d:decisionTable/d:rule", ns):
+        entries = rule.findall("d:inputEntry/d:text", ns)
+        output = rule.findtext("d:outputEntry/d:text", default="", namespaces=ns).strip()
+        if entries and (entries[0].text or "").strip() == wanted:
+            if output == f'"{plugin.id}"':
+                return Routed(plugin.id, tool, path, [])
+            raise UsageError(f"tool {tool!r} is routed to {output} by rule {rule.get('id')} of select_plugin "
+                             f"({path}:{rule.sourceline}); change that rule in Camunda Modeler, or route another "
+                             "tool", problems=[Problem(f"rule {rule.get('id')} routes {tool!r} to {output}",
+                                                       file=str(path), line=rule.sourceline)])
+    route_tool(path, tool, plugin.id, worktree=plugin.spec.category == "state_change", label="route")
+    try:
+        load_models(ws.bpmn, path, registry)
+    except ModelError:
+        path.write_bytes(before)
+        raise
+    suffix = re.sub(r"\W", "_", f"{plugin.id}_{tool}")
+    added = [f"route_rule_{suffix}"] + ([f"route_worktree_{suffix}"] if plugin.spec.category == "state_change" else [])
+    return Routed(plugin.id, tool, path, added)
 
 
 def route_tool(dmn_path: Path, tool: str, plugin: str, *, worktree: bool, label: str = "route") -> None:
@@ -53,4 +113,6 @@ def route_tool(dmn_path: Path, tool: str, plugin: str, *, worktree: bool, label:
             first.addprevious(rule)
         else:
             needs.append(rule)
-    tree.write(str(dmn_path), xml_declaration=True, encoding="UTF-8")
+    from engine.durable import write_durably
+
+    write_durably(dmn_path, etree.tostring(tree, xml_declaration=True, encoding="UTF-8"))

@@ -38,7 +38,8 @@ plugin's declared ``conformance_level`` (``plugin.spec.json``), else L5:
 A level is ``passed``, ``failed`` or ``skipped`` (nothing to check; ``failed`` when the declared level
 includes it); the run passes when no level failed, and the plugin meets its declared level when every
 level up to it passed. The report document (``as_dict``) is what
-``--json`` prints and what is written to ``conformance/reports/<id>-<version>.json`` in the workspace.
+``--json`` prints and what is written to ``conformance/reports/<id>-<version>.json`` in the workspace, with a
+readable summary (``markdown``) beside it, ``<id>-<version>.md``.
 """
 
 from __future__ import annotations
@@ -123,6 +124,20 @@ class ConformanceReport:
                 "levels": [r.as_dict() for r in self.levels],
                 "report": str(self.written) if self.written else None}
 
+    def markdown(self) -> str:
+        """The readable summary written beside the JSON report (``<id>-<version>.md``)."""
+        verdict = {True: f"meets its declared level {self.declared}", False: f"does NOT meet its declared level "
+                   f"{self.declared}", None: "declares no level" if self.declared is None else
+                   f"was run up to {self.target} only: its declared level {self.declared} is not judged"}
+        lines = [f"# Conformance of {self.plugin} {self.version or '?'}", "",
+                 f"Levels L0-{self.target}: {'no level failed' if self.ok else 'a level FAILED'}; the plugin "
+                 f"{verdict[self.meets_declared]}.", "", "| level | status | summary |", "|---|---|---|"]
+        lines += [f"| {r.level} | {r.status} | {r.summary.replace('|', '/')} |" for r in self.levels]
+        for r in self.levels:
+            if r.problems:
+                lines += ["", f"## {r.level}: what to fix", ""] + [f"- {p}" for p in r.problems]
+        return "\n".join(lines) + "\n"
+
 
 @contextlib.contextmanager
 def fresh_workspace() -> Iterator[Workspace]:
@@ -180,6 +195,7 @@ def run_conformance(ws: Workspace, plugin_id: str, level: str | None = None, *, 
     path.parent.mkdir(parents=True, exist_ok=True)
     report = replace(report, written=path)
     path.write_text(json.dumps(report.as_dict(), indent=2) + "\n", encoding="utf-8")
+    path.with_suffix(".md").write_text(report.markdown(), encoding="utf-8")
     return report
 
 

@@ -20,7 +20,7 @@ CLI_SCHEMA = json.loads((CONTRACTS / "cli.v1.json").read_text(encoding="utf-8"))
 DOCUMENTS = ("init", "run-event", "status", "submit", "requeue", "worktrees", "worktrees-prune", "validate", "show",
              "explain", "replay", "decide", "plugin-list", "plugin-check", "ledger-verify", "ledger-anchor",
              "ledger-show", "ledger-export", "migrate", "shadow", "conformance", "conformance-set", "plugin-new",
-             "plugin-pack", "error")
+             "plugin-route", "plugin-pack", "error")
 
 
 def _registry():

@@ -70,6 +70,8 @@ def test_a_bundled_plugin_passes_every_level_and_the_report_is_written(example_w
     report = example_ws / "conformance" / "reports" / "task-parser-0.1.0.json"
     assert body["ok"] is True and body["report"] == str(report)
     assert json.loads(report.read_text()) == body
+    readable = report.with_suffix(".md").read_text()
+    assert "the plugin meets its declared level L5" in readable and "| L3 | passed | 2 task(s) done" in readable
 
     text = engine("conformance", "task-parser", "--level", "L2", cwd=example_ws, check=0).stdout
     assert "L1  passed" in text and "L2  passed" in text and "L3" not in text
@@ -126,6 +128,8 @@ def test_a_fixture_whose_output_differs_fails_l1_naming_the_json_path(example_ws
     assert problem["file"] == str(folder / "conformance" / "fixtures" / "greet" / "ada.output.json")
     assert '"hello ada"' in problem["message"] and '"hi ada"' in problem["message"]
     assert json.loads(Path(body["report"]).read_text())["ok"] is False
+    readable = Path(body["report"]).with_suffix(".md").read_text()
+    assert "a level FAILED" in readable and "## L1: what to fix" in readable and "$.greeting" in readable
 
 
 def test_a_fixture_input_that_breaks_the_input_schema_fails_l1(example_ws):

@@ -134,3 +134,34 @@ def test_a_plugin_shadowing_a_bundled_one_without_replaces_is_refused(ws):
     shadow_git_inspector(ws)
     proc = engine("validate", cwd=ws, check=6)
     assert 'add "replaces": "git-inspector" to this manifest' in proc.stderr
+
+
+def test_plugin_route_adds_the_rules_once_and_refuses_a_tool_routed_elsewhere(example_ws):
+    from tests.integration.test_cli_json import assert_document, assert_error
+
+    dmn = example_ws / "process" / "decisions.dmn"
+    before = dmn.read_bytes()
+    body = assert_document(engine("plugin", "route", "file-writer", "--tool", "notes", "--json", cwd=example_ws,
+                                  check=0).stdout, "plugin-route")
+    assert body == {"plugin": "file-writer", "tool": "notes", "file": str(dmn),
+                    "added": ["route_rule_file_writer_notes", "route_worktree_file_writer_notes"]}
+    after = dmn.read_bytes()
+    again = engine("plugin", "route", "file-writer", "--tool", "notes", cwd=example_ws, check=0).stdout
+    assert "already runs plugin file-writer" in again and dmn.read_bytes() == after
+    assert "models ok" in engine("validate", cwd=example_ws, check=0).stdout
+
+    # a task with that tool now writes its file through the process, in a worktree
+    for old in (example_ws / ".tasks" / "inbox").iterdir():
+        old.unlink()
+    (example_ws / ".tasks" / "inbox" / "n.jsonl").write_text(json.dumps(
+        {"id": "n1", "tool": "notes", "repo": "example-repo",
+         "args": {"files": [{"path": "NOTES.md", "content": "hi\n"}]}}) + "\n")
+    engine("run", "--drain", cwd=example_ws, check=0)
+    assert (example_ws / ".tasks" / "done" / "n.jsonl").is_file()
+
+    proc = engine("plugin", "route", "word-count", "--tool", "git", cwd=example_ws, check=6)
+    assert "no plugin 'word-count' is installed" in proc.stderr
+    refused = assert_error(engine("plugin", "route", "file-writer", "--tool", "git", "--json", cwd=example_ws), 2)
+    assert "tool 'git' is routed to \"git-executor\" by rule" in refused["error"]
+    assert refused["problems"][0]["file"] == str(dmn) and refused["problems"][0]["line"] > 0
+    assert dmn.read_bytes() == after != before

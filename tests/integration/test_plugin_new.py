@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import engine as engine_package
-from tests.conftest import add_selection_rule, engine, replays
+from tests.conftest import engine, replays
 from tests.integration.test_cli_json import assert_document, assert_error
 
 CATEGORIES = ("acquisition", "transformation", "state_change", "validation", "orchestration")
@@ -104,7 +104,9 @@ def test_a_new_transformation_plugin_checks_tests_and_runs_and_an_update_keeps_t
     engine("plugin", "check", "word-count", cwd=example_ws, check=0)  # running its tests left the digest as it was
 
     # routed to by the process's select_plugin table, it runs in `engine run`
-    add_selection_rule(example_ws / "process" / "decisions.dmn", "word-count", "word-count")
+    routed = assert_document(engine("plugin", "route", "word-count", "--json", cwd=example_ws, check=0).stdout,
+                             "plugin-route")
+    assert routed["added"] == ["route_rule_word_count_word_count"]
     for old in (example_ws / ".tasks" / "inbox").iterdir():
         old.unlink()
     (example_ws / ".tasks" / "inbox" / "001-count.jsonl").write_text(json.dumps(
