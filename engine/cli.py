@@ -1050,8 +1050,9 @@ def plugin_new(ctx: click.Context, plugin_id: str, category: str | None, plugins
         for rel in made.updated:
             out.print(f"updated {rel}", markup=False)
         what = "up to date" if not made.created and not made.updated else "ready"
-        out.print(f"plugin {plugin_id} {what} in {made.folder}; next: `engine plugin check {plugin_id}`",
-                  markup=False)
+        out.print(f"plugin {plugin_id} {what} in {made.folder}; next: `engine plugin check {plugin_id}`, "
+                  f"`engine plugin route {plugin_id}` (tasks with tool {plugin_id!r} run it), "
+                  f"`engine conformance {plugin_id}`", markup=False)
     return ExitCode.OK
 
 
