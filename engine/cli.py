@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
 import signal
 import socket
 import sys
@@ -281,7 +282,7 @@ def _print_plan(item: dict[str, Any]) -> None:
     for change in plan.get("changes") or []:
         out.print(f"             {change.get('action', '?'):<7} {change.get('path')}", markup=False)
     for command in plan.get("commands") or []:
-        out.print(f"             $ {' '.join(map(str, command))}", markup=False)
+        out.print(f"             $ {shlex.join(map(str, command))}", markup=False)
 
 
 @cli.command()

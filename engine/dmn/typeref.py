@@ -223,9 +223,8 @@ def parse_text(text: str, type_ref: str | None, types: dict[str, TypeDef] | None
 
 
 def _to_plain(value: Any) -> Any:
-    if type(value) is Decimal:
-        return int(value) if value == value.to_integral_value() else float(value)
-    if type(value) is list:
-        return [_to_plain(v) for v in value]
-    return value
+    """A conformed value as plain Python, its numbers with every digit given (``values.to_plain``)."""
+    from engine.dmn.values import to_plain
+
+    return to_plain(value)
 

@@ -144,6 +144,7 @@ def test_whatif_plans_the_command_and_never_starts_it(ws, tools, tmp_path):
     put(ws, "001-gen.jsonl", command("gen-1", "gen", ["write", "a b"]))
     proc = engine("run", "--whatif", cwd=ws, env=tools, check=0)
     assert "command-runner.run: would run gen with 2 argument(s) in" in proc.stdout
+    assert "$ gen write 'a b'" in proc.stdout  # quoted as a shell would need it: one argument, not two
     assert calls(tmp_path) == [] and not list(ws.rglob("made.txt"))
     assert files(ws, "inbox") == ["001-gen.jsonl"]  # nothing claimed
     [planned] = [json.loads(line)["output"] for line in

@@ -308,3 +308,17 @@ def test_a_model_with_a_number_of_thousands_of_digits_is_no_internal_error(tmp_p
 
     body = json.loads(decide("x", "--model", model, "--json", cwd=tmp_path).stdout, parse_float=Decimal)
     assert body == {"result": Decimal("1.000000000000000000000000000000000E+5000")}
+
+
+def test_an_input_given_on_the_command_line_keeps_its_digits(tmp_path):
+    model = tmp_path / "triple.dmn"
+    model.write_text('<definitions xmlns="https://www.omg.org/spec/DMN/20191111/MODEL/" id="d" name="d" namespace="n">'
+                     '<decision id="triple" name="triple"><decisionTable id="t"><input id="i" label="x">'
+                     '<inputExpression id="ie" typeRef="number"><text>x</text></inputExpression></input>'
+                     '<output id="o" name="y"/><rule id="r"><inputEntry id="e"><text>-</text></inputEntry>'
+                     '<outputEntry id="oe"><text>x * 3</text></outputEntry></rule></decisionTable></decision>'
+                     '</definitions>')
+    proc = decide("triple", "--model", model, "--input", "x=0.1111111111111111111111111", "--json", cwd=tmp_path)
+    from decimal import Decimal
+
+    assert json.loads(proc.stdout, parse_float=Decimal) == {"result": Decimal("0.3333333333333333333333333")}
