@@ -519,8 +519,8 @@ def _level2(plugin: LoadedPlugin | None, *, requires: bool) -> LevelResult:
     passed = sum(1 for o in outcomes if o["status"] == "passed")
     if proc.returncode != 0 and not found:  # collection errors: bad Gherkin, a broken steps.py, no pytest-bdd
         tail = " | ".join((proc.stdout + proc.stderr).strip().splitlines()[-8:])
-        missing = " (pytest-bdd is a test dependency: pip install 'engine[test]')" \
-            if "No module named 'pytest_bdd'" in tail else ""
+        missing = " (pytest and pytest-bdd are test dependencies: pip install 'engine[test]')" \
+            if re.search(r"No module named '?pytest", tail) else ""
         found.append(Problem(f"the scenarios could not run{missing}: {tail}", file=str(features)))
     summary = f"{passed} scenario(s) passed" if not found else f"{len(found)} problem(s); {passed} scenario(s) passed"
     return LevelResult("L2", "failed" if found else "passed", summary, found)
