@@ -1,13 +1,15 @@
 """Running beside the old worker: canary routing (``engine run --canary PERCENT``) and ``STOP.HEADLESS``.
 
-**Routing.** A task file is the new kernel's when the stable hash of its routing key falls in the canary's
-share: ``int(SHA-256(key)[:8]) mod 10,000 < PERCENT * 100``. The key is the ``id`` of the file's first task
-line (the first non-blank line, read as JSON), or the file's name when that line has no string ``id`` (not
-JSON, not an object). The decision depends on nothing else (not the time, the worker or the order of
-files), so the same files go the same way every time, on every machine, and raising PERCENT only moves
-files from the old worker to the new kernel, never back. A file left to the old worker is moved (renamed,
-never copied, never over a file of the same name) into ``[legacy] old_inbox``; each decision is a queue
-record of the ledger, written before the file moves.
+**Routing.** Every inbox file is routed before this kernel claims it (a routing pass at the start and
+before each claim, and the queue asks ``CanaryRouter.admit`` of the very file it is about to claim, so a
+file renamed into the inbox after a pass is routed too). A task file is the new kernel's when the stable
+hash of its routing key falls in the canary's share: ``int(SHA-256(key)[:8]) mod 10,000 < PERCENT * 100``.
+The key is the ``id`` of the file's first task line (the first non-blank line, read as JSON), or the
+file's name when that line has no string ``id`` (not JSON, not an object). The decision depends on nothing
+else (not the time, the worker or the order of files), so the same files go the same way every time, on
+every machine, and raising PERCENT only moves files from the old worker to the new kernel, never back. A
+file left to the old worker is moved (renamed, never copied, never over a file of the same name) into
+``[legacy] old_inbox``; each decision is a queue record of the ledger, written before the file moves.
 
 **Stop file.** ``.tasks/STOP.HEADLESS`` (beside the queue's folders, where the old worker looked for it
 beside its queue) stops ``engine run`` as SIGTERM does: the task running finishes, the file is given back,
@@ -103,6 +105,13 @@ class CanaryRouter:
                     continue  # another worker took or moved it
             made.append(route)
         return made
+
+    def admit(self, path: Path) -> bool:
+        """Whether the inbox file ``path`` is this kernel's to claim: routed now if it was not yet (a file
+        that arrived after the last routing pass), moved to the old worker's inbox if it is its."""
+        if path.name not in self._new:
+            self.route([path])
+        return path.name in self._new
 
     def _move(self, path: Path, target: Path) -> bool:
         """Move ``path`` to ``target`` (or the next free name), never over a file; False when it is gone."""

@@ -178,6 +178,7 @@ class Kernel:
             self.canary, self.ws.root / self.config.legacy.old_inbox, lambda r: self.ledger.append(r, ctx.envelope()))
         if router is not None:
             router.route(self.queue.inbox_files())
+            self.queue.admit = router.admit  # and each file again as it is claimed: one that came since is routed
         waiting = self.queue.pending()
         self._at_start = {p.name for p in waiting}
         self._event("run_started", run_id=run_id, worker=self.worker, files_waiting=len(waiting),

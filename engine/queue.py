@@ -35,7 +35,7 @@ import json
 import os
 import re
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -144,6 +144,9 @@ class TaskQueue:
         self.root = root
         self.worker = worker
         self._inbox: list[str] = []  # names read from the inbox and not claimed yet, the next one last
+        # Asked of each inbox file just before it is claimed: False leaves it unclaimed (the canary router
+        # routes it then, so a file that arrived after a routing pass is still routed before it runs).
+        self.admit: Callable[[Path], bool] | None = None
 
     def folder(self, name: str) -> Path:
         return self.root / name
@@ -265,6 +268,8 @@ class TaskQueue:
             path = self.folder("inbox") / self._inbox.pop()
             if not path.exists():
                 continue  # another worker took it
+            if self.admit is not None and not self.admit(path):
+                continue  # not this worker's to run (moved elsewhere, or to be left)
             fd = self._lock_lease(path.name)
             if fd is None:
                 continue

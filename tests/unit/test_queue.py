@@ -268,3 +268,25 @@ def test_claiming_a_batch_reads_the_inbox_once_and_keeps_name_order(queue, monke
         queue.finish(claim, "done", {})
     assert names == [f"{i:03d}.jsonl" for i in range(50)] + ["000-late.jsonl"]
     assert reads.count(inbox) <= 3
+
+
+def test_a_file_that_arrives_after_the_canarys_routing_pass_is_routed_before_it_is_claimed(queue, tmp_path):
+    from engine.canary import CanaryRouter, to_new_kernel
+
+    records = []
+    router = CanaryRouter(10, tmp_path / "old-inbox", records.append)
+    router.route(queue.inbox_files())  # the pass before the claim: the inbox is empty then
+    queue.admit = router.admit
+    ids = [f"late-{i:03d}" for i in range(60)]
+    for task_id in ids:  # renamed into the inbox between the pass and the claim
+        put(queue, f"{task_id}.jsonl", {"id": task_id, "tool": "git"})
+    claimed = []
+    while (claim := queue.claim_next()) is not None:
+        claimed.append(claim.name)
+        queue.finish(claim, "done", {"status": "done"})
+    mine = [f"{i}.jsonl" for i in ids if to_new_kernel(i, 10)]
+    assert claimed == mine and mine
+    assert sorted(p.name for p in (tmp_path / "old-inbox").iterdir()) == sorted(
+        f"{i}.jsonl" for i in ids if not to_new_kernel(i, 10))
+    assert {r["task_file"]: r["status"] for r in records} == {
+        f"{i}.jsonl": "routed_new" if to_new_kernel(i, 10) else "routed_old" for i in ids}
