@@ -54,7 +54,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.clock import EPOCH
 from engine.contracts import problems_against
@@ -62,6 +62,9 @@ from engine.errors import EngineError, Problem, UsageError
 from engine.plugins.catalog import check_plugin
 from engine.plugins.loader import MANIFEST_FILE, SPEC_FILE, LoadedPlugin
 from engine.workspace import ENV_PLUGIN_PATH, ENV_WORKSPACE, Workspace
+
+if TYPE_CHECKING:
+    from engine.testing import PluginRunner
 
 LEVELS = ("L0", "L1", "L2", "L3", "L4", "L5")
 FIXTURES = Path("conformance") / "fixtures"
@@ -302,7 +305,7 @@ def _level1(ws: Workspace, plugin: LoadedPlugin | None, *, requires: bool) -> Le
     with tempfile.TemporaryDirectory(prefix="engine-conformance-") as base, \
             PluginRunner(Path(base), workspace=ws.root if ws.root.is_dir() else None) as runner:
         for operation, name, input_path in cases:
-            found += _fixture(runner, plugin, operation, name, input_path)
+            found += check_fixture(runner, plugin, operation, name, input_path)
     summary = f"{len(cases)} fixture(s) reproduced" if not found else f"{len(found)} problem(s) in {len(cases)} " \
                                                                       "fixture(s)"
     return LevelResult("L1", "failed" if found else "passed", summary, found)
@@ -311,11 +314,14 @@ def _level1(ws: Workspace, plugin: LoadedPlugin | None, *, requires: bool) -> Le
 _CONTEXT_KEYS = {"whatif": bool, "task_id": str}
 
 
-def _fixture(runner: Any, plugin: LoadedPlugin, operation: str, name: str, input_path: Path) -> list[Problem]:
-    """One golden fixture: ``<name>.input.json`` with ``<name>.output.json`` (the output expected) or
-    ``<name>.error.json`` (the error expected: ``{"code": CODE}`` and/or ``{"message_contains": TEXT}``);
-    optional ``<name>.context.json`` (``whatif``, ``task_id``) and ``<name>.repo/`` (the workdir: a fixture
-    repository of those files). ``${workdir}`` in an expected string stands for the call's workdir."""
+def check_fixture(runner: PluginRunner, plugin: LoadedPlugin, operation: str, name: str,
+                  input_path: Path) -> list[Problem]:
+    """Every problem of one golden fixture, called through ``runner`` ([] when it holds; the generated test of
+    a plugin runs each fixture with this, as level L1 does): ``<name>.input.json`` with ``<name>.output.json``
+    (the output expected) or ``<name>.error.json`` (the error expected: ``{"code": CODE}`` and/or
+    ``{"message_contains": TEXT}``); optional ``<name>.context.json`` (``whatif``, ``task_id``) and
+    ``<name>.repo/`` (the workdir: a fixture repository of those files). ``${workdir}`` in an expected string
+    stands for the call's workdir."""
     output_path = input_path.with_name(f"{name}.output.json")
     error_path = input_path.with_name(f"{name}.error.json")
     context_path = input_path.with_name(f"{name}.context.json")
