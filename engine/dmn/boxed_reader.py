@@ -126,15 +126,8 @@ class BoxedReader(TableReader):
         if kind == "relation":
             return self.relation(el, owner, label)
         if kind == "conditional":
-            parts = []
-            for part in ("if", "then", "else"):
-                holder = el.find(f"{{{self.ns}}}{part}")
-                child = self.expression_child(holder) if holder is not None else None
-                if child is None:
-                    self.problem(f"the conditional of {label} has no <{part}> expression", el, decision=owner)
-                    return None
-                parts.append(self.boxed(child, owner, f"{label} {part}"))
-            if any(p is None for p in parts):
+            parts = self.parts(el, ("if", "then", "else"), owner, label, f"the conditional of {label}")
+            if parts is None:
                 return None
             cond, then, otherwise = parts
 
@@ -153,6 +146,20 @@ class BoxedReader(TableReader):
                      "conditionals, iterations (for, some, every) and filters", el, decision=owner)
         return None
 
+    def parts(self, el: etree._Element, names: tuple[str, ...], owner: str, label: str,
+              what: str) -> list[Any] | None:
+        """The compiled expressions of ``el``'s child elements ``names`` (``<if>``, ``<then>`` ...), in that
+        order; None, with a problem for a missing one, when one is missing or does not compile."""
+        compiled = []
+        for part in names:
+            holder = el.find(f"{{{self.ns}}}{part}")
+            child = self.expression_child(holder) if holder is not None else None
+            if child is None:
+                self.problem(f"{what} has no <{part}> expression", el, decision=owner)
+                return None
+            compiled.append(self.boxed(child, owner, f"{label} {part}"))
+        return None if any(c is None for c in compiled) else compiled
+
     def iteration(self, el: etree._Element, kind: str, owner: str, label: str) -> Any:
         """DMN 1.5's boxed ``<for>``, ``<some>``, ``<every>`` (an ``iteratorVariable`` over the list ``<in>``,
         with ``<return>`` or ``<satisfies>``) and ``<filter>`` (the items of ``<in>`` for which ``<match>`` is
@@ -165,15 +172,8 @@ class BoxedReader(TableReader):
             self.problem(f"the boxed <{kind}> of {label} has no iteratorVariable", el, decision=owner)
             return None
         self.bound.setdefault(owner, set()).add(variable)
-        parts = []
-        for part in ("in", body_tag):
-            holder = el.find(f"{{{self.ns}}}{part}")
-            child = self.expression_child(holder) if holder is not None else None
-            if child is None:
-                self.problem(f"the boxed <{kind}> of {label} has no <{part}> expression", el, decision=owner)
-                return None
-            parts.append(self.boxed(child, owner, f"{label} {part}"))
-        if any(p is None for p in parts):
+        parts = self.parts(el, ("in", body_tag), owner, label, f"the boxed <{kind}> of {label}")
+        if parts is None:
             return None
         source, body = parts
 

@@ -170,16 +170,13 @@ class _Ordered:
         return c if c is NotImplemented else c >= 0
 
 
-@dataclass(frozen=True, slots=True)
-class FeelDate(_Ordered):
-    """A FEEL date in a year Python's ``date`` cannot hold (before 1 or after 9999)."""
+class _Dated(_Ordered):
+    """What the engine's own dates and date-times share: ISO text as their string, and their weekday."""
 
-    year: int
-    month: int
-    day: int
+    __slots__ = ()
 
     def isoformat(self) -> str:
-        return f"{_year_text(self.year)}-{self.month:02d}-{self.day:02d}"
+        raise NotImplementedError
 
     def __str__(self) -> str:
         return self.isoformat()
@@ -192,7 +189,19 @@ class FeelDate(_Ordered):
 
 
 @dataclass(frozen=True, slots=True)
-class FeelDateTime(_Ordered):
+class FeelDate(_Dated):
+    """A FEEL date in a year Python's ``date`` cannot hold (before 1 or after 9999)."""
+
+    year: int
+    month: int
+    day: int
+
+    def isoformat(self) -> str:
+        return f"{_year_text(self.year)}-{self.month:02d}-{self.day:02d}"
+
+
+@dataclass(frozen=True, slots=True)
+class FeelDateTime(_Dated):
     """A FEEL date and time Python's ``datetime`` cannot hold: a year before 1 or after 9999, or a
     fraction of a second finer than a microsecond. ``tzinfo`` as in ``datetime``: None, a ``timezone``
     (an offset) or a ``ZoneInfo`` (a zone id)."""
@@ -215,15 +224,6 @@ class FeelDateTime(_Ordered):
     def isoformat(self) -> str:
         return (f"{_year_text(self.year)}-{self.month:02d}-{self.day:02d}T"
                 f"{_clock_text(self.hour, self.minute, self.second, self.nanosecond)}{_zone_text(self)}")
-
-    def __str__(self) -> str:
-        return self.isoformat()
-
-    def weekday(self) -> int:
-        return weekday(self)
-
-    def isoweekday(self) -> int:
-        return weekday(self) + 1
 
 
 @dataclass(frozen=True, slots=True)

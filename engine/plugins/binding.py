@@ -64,22 +64,20 @@ def route(ws: Workspace, plugin_id: str, tool: str) -> Routed:
                              f"({path}:{rule.sourceline}); change that rule in Camunda Modeler, or route another "
                              "tool", problems=[Problem(f"rule {rule.get('id')} routes {tool!r} to {output}",
                                                        file=str(path), line=rule.sourceline)])
-    route_tool(path, tool, plugin.id, worktree=plugin.spec.category == "state_change", label="route")
+    added = route_tool(path, tool, plugin.id, worktree=plugin.spec.category == "state_change", label="route")
     try:
         load_models(ws.bpmn, path, registry)
     except ModelError:
         path.write_bytes(before)
         raise
-    suffix = re.sub(r"\W", "_", f"{plugin.id}_{tool}")
-    added = [f"route_rule_{suffix}"] + ([f"route_worktree_{suffix}"] if plugin.spec.category == "state_change" else [])
     return Routed(plugin.id, tool, path, added)
 
 
-def route_tool(dmn_path: Path, tool: str, plugin: str, *, worktree: bool, label: str = "route") -> None:
+def route_tool(dmn_path: Path, tool: str, plugin: str, *, worktree: bool, label: str = "route") -> list[str]:
     """Add to ``dmn_path`` a ``select_plugin`` rule ``"tool", -, ... -> "plugin"`` (one ``-`` per further
     input column) and, when ``worktree``, a ``needs_worktree`` rule ``"plugin" -> true`` ahead of the
     others (that table's hit policy is FIRST). Rule ids and descriptions start with ``label``; routing the
-    same tool to the same plugin again changes nothing."""
+    same tool to the same plugin again changes nothing. Returns the ids of the rules added."""
     from lxml import etree
 
     tree = etree.parse(str(dmn_path))
@@ -100,14 +98,16 @@ def route_tool(dmn_path: Path, tool: str, plugin: str, *, worktree: bool, label:
     if table is None:
         raise EngineError(f"{dmn_path}: no decision table select_plugin to route tool {tool!r} in")
     if tree.find(f".//d:rule[@id='{label}_rule_{suffix}']", ns) is not None:
-        return  # routed already: the rules are the same
+        return []  # routed already: the rules are the same
+    added = [f"{label}_rule_{suffix}"]
     columns = len(table.findall("d:input", ns))
-    table.append(rule_element(f"{label}_rule_{suffix}", f"{label}: tool {tool} runs plugin {plugin}",
+    table.append(rule_element(added[0], f"{label}: tool {tool} runs plugin {plugin}",
                               [f'"{tool}"'] + ["-"] * (columns - 1), f'"{plugin}"'))
     needs = tree.find(".//d:decision[@id='needs_worktree']/d:decisionTable", ns)
     if worktree and needs is not None:
+        added.append(f"{label}_worktree_{suffix}")
         first = needs.find("d:rule", ns)
-        rule = rule_element(f"{label}_worktree_{suffix}", f"{label}: plugin {plugin} changes the repository",
+        rule = rule_element(added[1], f"{label}: plugin {plugin} changes the repository",
                             [f'"{plugin}"'] + ["-"] * (len(needs.findall("d:input", ns)) - 1), "true")
         if first is not None:
             first.addprevious(rule)
@@ -116,3 +116,4 @@ def route_tool(dmn_path: Path, tool: str, plugin: str, *, worktree: bool, label:
     from engine.durable import write_durably
 
     write_durably(dmn_path, etree.tostring(tree, xml_declaration=True, encoding="UTF-8"))
+    return added
